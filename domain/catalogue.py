@@ -1,0 +1,57 @@
+"""Providers, models and plans as plain values, and the rule for who may call what."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from domain.pricing import Price
+
+
+class Protocol(StrEnum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    protocol: Protocol
+    base_url: str
+    api_key_env: str
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A model alias clients send, and the providers that serve it, in order of preference."""
+
+    id: str
+    provider: str
+    upstream_model: str
+    price: Price
+    max_output_tokens: int | None = None
+    fallbacks: tuple[tuple[str, str], ...] = ()  # (provider, upstream_model) to retry on
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    id: int
+    name: str
+    models: tuple[str, ...]
+    price_multiplier: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    providers: dict[str, Provider] = field(default_factory=dict)
+    models: dict[str, Model] = field(default_factory=dict)
+    plans: dict[int, Plan] = field(default_factory=dict)
+
+
+def model_allowed(model: str, key_models: Sequence[str] | None, plan: Plan | None) -> bool:
+    """A key's own allow-list and its plan's both apply; an absent list allows all."""
+    if key_models is not None and model not in key_models:
+        return False
+    return plan is None or model in plan.models

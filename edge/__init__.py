@@ -1,0 +1,1 @@
+"""TokenSea's HTTP edge: the Sanic app, auth, relays, account routes and the CLI."""

@@ -1,0 +1,150 @@
+"""Admission: reserve a request's worst-case cost before it reaches an upstream.
+
+A hold is a row in ``ts_holds`` plus the same amount added to ``held`` on the user and
+on the key, written in one transaction under row locks on both (``FOR UPDATE`` on
+PostgreSQL, the database write lock on SQLite). A request is admitted only if, for the
+user and for the key, ``granted - used - held >= amount`` at that moment. Every
+process and host takes the same locks in the same order (users, then keys, by id), so
+concurrent admissions serialize per account and can never overdraw it: the sum of
+holds and charges stays within the grant.
+
+A hold is released only by the request's ``TokensConsumed`` (``ledger.effects``), or
+by recovery when the process that held it died. Hold transactions commit with
+``synchronous_commit = off`` on PostgreSQL: they hold no money, they survive any crash
+of the edge (the server keeps them), and they keep an fsync off the request path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from domain.charges import RequestFacts
+from domain.money import EXACT, Money
+from ledger.batching import Pending
+from ledger.database import Database, to_decimal, to_optional_datetime, to_optional_decimal, to_uuid
+from ledger.errors import Refused
+
+
+@dataclass(frozen=True)
+class Hold:
+    facts: RequestFacts
+    amount: Money
+    instance_id: str
+
+
+@dataclass
+class _Account:
+    status: str
+    limit: Decimal | None  # None: unlimited (a key without quota)
+    used: Decimal
+    held: Decimal
+    owner: UUID | None = None
+    expires_at: datetime | None = None
+    changed: bool = False
+
+    def available(self) -> Decimal | None:
+        if self.limit is None:
+            return None
+        return EXACT.subtract(EXACT.subtract(self.limit, self.used), self.held)
+
+
+def _lock(db: Database, cur: Any, sql: str, ids: Sequence[UUID]) -> list[Any]:
+    if not ids:
+        return []
+    cur.execute(db.sql(sql.format(ids=db.in_list(len(ids)))), list(ids))
+    return list(cur.fetchall())
+
+
+def decide(hold: Hold, user: _Account | None, key: _Account | None, now: datetime) -> Refused | None:
+    """Why ``hold`` cannot be admitted against these accounts, or None if it can."""
+    if user is None or key is None or key.owner != hold.facts.user_id:
+        return Refused("unknown_account")
+    if user.status != "active":
+        return Refused("user_disabled")
+    if key.status != "active":
+        return Refused("key_disabled")
+    if key.expires_at is not None and key.expires_at <= now:
+        return Refused("key_expired")
+    for account, reason in ((user, "insufficient_user_quota"), (key, "insufficient_key_quota")):
+        available = account.available()
+        if available is not None and available < hold.amount.cents:
+            return Refused(reason, needed=hold.amount, available=Money(max(available, Decimal(0))))
+    return None
+
+
+def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
+    """Decide and record every hold of ``batch`` in one transaction."""
+    user_ids = sorted({p.job.facts.user_id for p in batch})
+    key_ids = sorted({p.job.facts.key_id for p in batch})
+    now = datetime.now(timezone.utc)
+    with db.transaction(conn) as cur:
+        if db.is_postgres:
+            cur.execute("SET LOCAL synchronous_commit TO off")
+        users = {
+            to_uuid(r["user_id"]): _Account(r["status"], to_decimal(r["granted"]), to_decimal(r["used"]), to_decimal(r["held"]))
+            for r in _lock(
+                db, cur,
+                "SELECT user_id, status, granted, used, held FROM ts_users "
+                "WHERE user_id IN ({ids}) ORDER BY user_id FOR UPDATE",
+                user_ids,
+            )
+        }
+        keys = {
+            to_uuid(r["key_id"]): _Account(
+                r["status"], to_optional_decimal(r["quota"]), to_decimal(r["used"]), to_decimal(r["held"]),
+                owner=to_uuid(r["user_id"]), expires_at=to_optional_datetime(r["expires_at"]),
+            )
+            for r in _lock(
+                db, cur,
+                "SELECT key_id, user_id, status, quota, used, held, expires_at FROM ts_keys "
+                "WHERE key_id IN ({ids}) ORDER BY key_id FOR UPDATE",
+                key_ids,
+            )
+        }
+        admitted: list[Pending[Hold]] = []
+        refused: list[tuple[Pending[Hold], Refused]] = []
+        for pending in batch:
+            hold = pending.job
+            user, key = users.get(hold.facts.user_id), keys.get(hold.facts.key_id)
+            refusal = decide(hold, user, key, now)
+            if refusal is not None:
+                refused.append((pending, refusal))
+                continue
+            assert user is not None and key is not None
+            for account in (user, key):
+                account.held = EXACT.add(account.held, hold.amount.cents)
+                account.changed = True
+            admitted.append(pending)
+        _save_held(db, cur, "ts_users", "user_id", users)
+        _save_held(db, cur, "ts_keys", "key_id", keys)
+        if admitted:
+            cur.executemany(
+                db.sql(
+                    "INSERT INTO ts_holds (request_id, user_id, key_id, amount, instance_id, key_name, "
+                    "model, provider, endpoint, stream, requested_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                ),
+                [
+                    (
+                        f.request_id, f.user_id, f.key_id, p.job.amount.cents, p.job.instance_id,
+                        f.key_name, f.model, f.provider, f.endpoint, f.stream, f.requested_at,
+                    )
+                    for p in admitted
+                    for f in (p.job.facts,)
+                ],
+            )
+    for pending in admitted:
+        pending.future.set_result(True)
+    for pending, refusal in refused:
+        pending.future.set_exception(refusal)
+
+
+def _save_held(db: Database, cur: Any, table: str, id_column: str, accounts: dict[UUID, _Account]) -> None:
+    rows = [(account.held, account_id) for account_id, account in accounts.items() if account.changed]
+    if rows:
+        cur.executemany(db.sql(f"UPDATE {table} SET held = %s WHERE {id_column} = %s"), rows)

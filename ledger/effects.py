@@ -1,0 +1,231 @@
+"""Fold a batch of ledger events into the index tables, in the events' own transaction.
+
+This is the only code that writes ``ts_users`` and ``ts_keys`` (``ts_holds`` rows are
+inserted by admission and deleted here). Because it runs inside the transaction that
+appends the events, the indexes can never disagree with the ledger: either both change
+or neither does.
+
+Money arithmetic happens in Python on rows locked ``FOR UPDATE`` (users, then keys,
+each in id order: the same order admission uses, so the two never deadlock).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from domain.charges import Charge
+from domain.grants import Grant
+from domain.keys import ApiKey
+from domain.money import EXACT
+from domain.users import User
+from ledger.database import Database, to_decimal, to_optional_decimal, to_uuid
+
+_ZERO = Decimal(0)
+
+
+@dataclass
+class _Row:
+    values: dict[str, Any]
+    is_new: bool
+    changed: bool = False
+
+    def set(self, column: str, value: Any) -> None:
+        self.values[column] = value
+        self.changed = True
+
+    def add(self, column: str, amount: Decimal) -> None:
+        self.set(column, EXACT.add(self.values[column], amount))
+
+
+_USER_COLUMNS = (
+    "user_id", "username", "username_key", "name", "email", "role", "status", "password_hash",
+    "invite_code", "invited_by", "created_at", "granted", "used", "held",
+)
+_USER_MUTABLE = ("name", "email", "role", "status", "granted", "used", "held")
+_KEY_COLUMNS = (
+    "key_id", "user_id", "digest", "prefix", "name", "status", "quota", "models", "plan_id",
+    "expires_at", "created_at", "used", "held",
+)
+_KEY_MUTABLE = ("name", "status", "quota", "used", "held")
+
+
+class Effects:
+    """Applies events to ``ts_users``/``ts_keys``/``ts_holds`` through a given cursor."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def apply(self, cur: Any, events: Sequence[object]) -> None:
+        if not events:
+            return
+        user_ids, key_ids, request_ids = _touched(events)
+        users = self._lock_rows(cur, "ts_users", "user_id", _USER_COLUMNS, user_ids)
+        keys = self._lock_rows(cur, "ts_keys", "key_id", _KEY_COLUMNS, key_ids)
+        holds = self._take_holds(cur, request_ids)
+        for event in events:
+            _fold(event, users, keys, holds)
+        self._write(cur, "ts_users", "user_id", _USER_COLUMNS, _USER_MUTABLE, users)
+        self._write(cur, "ts_keys", "key_id", _KEY_COLUMNS, _KEY_MUTABLE, keys)
+
+    def _lock_rows(
+        self, cur: Any, table: str, id_column: str, columns: Sequence[str], ids: set[UUID]
+    ) -> dict[UUID, _Row]:
+        rows: dict[UUID, _Row] = {}
+        if not ids:
+            return rows
+        ordered = sorted(ids)
+        cur.execute(
+            self.db.sql(
+                f"SELECT {', '.join(columns)} FROM {table} "
+                f"WHERE {id_column} IN ({self.db.in_list(len(ordered))}) "
+                f"ORDER BY {id_column} FOR UPDATE"
+            ),
+            ordered,
+        )
+        for record in cur.fetchall():
+            values = {column: record[column] for column in columns}
+            for money in ("granted", "used", "held"):
+                if money in values:
+                    values[money] = to_decimal(values[money])
+            if "quota" in values:
+                values["quota"] = to_optional_decimal(values["quota"])
+            rows[to_uuid(values[id_column])] = _Row(values, is_new=False)
+        return rows
+
+    def _take_holds(self, cur: Any, request_ids: list[str]) -> dict[str, Decimal]:
+        if not request_ids:
+            return {}
+        cur.execute(
+            self.db.sql(
+                f"DELETE FROM ts_holds WHERE request_id IN ({self.db.in_list(len(request_ids))}) "
+                "RETURNING request_id, amount"
+            ),
+            request_ids,
+        )
+        return {record["request_id"]: to_decimal(record["amount"]) for record in cur.fetchall()}
+
+    def _write(
+        self,
+        cur: Any,
+        table: str,
+        id_column: str,
+        columns: Sequence[str],
+        mutable: Sequence[str],
+        rows: dict[UUID, _Row],
+    ) -> None:
+        inserts = [
+            [row.values[column] for column in columns] for row in rows.values() if row.is_new
+        ]
+        updates = [
+            [row.values[column] for column in mutable] + [row.values[id_column]]
+            for row in rows.values()
+            if row.changed and not row.is_new
+        ]
+        if inserts:
+            cur.executemany(
+                self.db.sql(
+                    f"INSERT INTO {table} ({', '.join(columns)}) "
+                    f"VALUES ({self.db.in_list(len(columns))})"
+                ),
+                inserts,
+            )
+        if updates:
+            assignments = ", ".join(f"{column} = %s" for column in mutable)
+            cur.executemany(
+                self.db.sql(f"UPDATE {table} SET {assignments} WHERE {id_column} = %s"), updates
+            )
+
+
+def _touched(events: Sequence[object]) -> tuple[set[UUID], set[UUID], list[str]]:
+    """The existing rows a batch reads: ids created in the batch are skipped later."""
+    user_ids: set[UUID] = set()
+    key_ids: set[UUID] = set()
+    request_ids: list[str] = []
+    for event in events:
+        if isinstance(event, User.Registered):
+            continue
+        if isinstance(event, (User.ProfileChanged, User.RoleChanged, User.StatusChanged)):
+            user_ids.add(event.originator_id)
+        elif isinstance(event, Grant.QuotaGranted):
+            user_ids.add(event.user_id)
+        elif isinstance(event, Charge.TokensConsumed):
+            user_ids.add(event.user_id)
+            key_ids.add(event.key_id)
+            request_ids.append(event.request_id)
+        elif isinstance(event, ApiKey.KeyCreated):
+            continue
+        elif isinstance(event, ApiKey.Event):
+            key_ids.add(event.originator_id)
+    return user_ids, key_ids, request_ids
+
+
+def _fold(
+    event: object, users: dict[UUID, _Row], keys: dict[UUID, _Row], holds: dict[str, Decimal]
+) -> None:
+    if isinstance(event, User.Registered):
+        users[event.originator_id] = _Row(
+            {
+                "user_id": event.originator_id,
+                "username": event.username,
+                "username_key": event.username.lower(),
+                "name": event.username,
+                "email": event.email,
+                "role": event.role,
+                "status": "active",
+                "password_hash": event.password_hash,
+                "invite_code": event.invite_code,
+                "invited_by": event.invited_by,
+                "created_at": event.timestamp,
+                "granted": _ZERO,
+                "used": _ZERO,
+                "held": _ZERO,
+            },
+            is_new=True,
+        )
+    elif isinstance(event, User.ProfileChanged):
+        user = users[event.originator_id]
+        user.set("name", event.name)
+        user.set("email", event.email)
+    elif isinstance(event, User.RoleChanged):
+        users[event.originator_id].set("role", event.role)
+    elif isinstance(event, User.StatusChanged):
+        users[event.originator_id].set("status", event.status)
+    elif isinstance(event, Grant.QuotaGranted):
+        users[event.user_id].add("granted", event.amount.cents)
+    elif isinstance(event, ApiKey.KeyCreated):
+        keys[event.originator_id] = _Row(
+            {
+                "key_id": event.originator_id,
+                "user_id": event.user_id,
+                "digest": event.digest,
+                "prefix": event.prefix,
+                "name": event.name,
+                "status": "active",
+                "quota": None if event.quota is None else event.quota.cents,
+                "models": None if event.models is None else json.dumps(list(event.models)),
+                "plan_id": event.plan_id,
+                "expires_at": event.expires_at,
+                "created_at": event.timestamp,
+                "used": _ZERO,
+                "held": _ZERO,
+            },
+            is_new=True,
+        )
+    elif isinstance(event, ApiKey.KeyRenamed):
+        keys[event.originator_id].set("name", event.name)
+    elif isinstance(event, ApiKey.KeyStatusChanged):
+        keys[event.originator_id].set("status", event.status)
+    elif isinstance(event, ApiKey.KeyQuotaChanged):
+        keys[event.originator_id].set("quota", None if event.quota is None else event.quota.cents)
+    elif isinstance(event, ApiKey.KeyDeleted):
+        keys[event.originator_id].set("status", "deleted")
+    elif isinstance(event, Charge.TokensConsumed):
+        released = holds.pop(event.request_id, _ZERO)
+        for row in (users[event.user_id], keys[event.key_id]):
+            row.add("used", event.cost.cents)
+            row.add("held", -released)

@@ -1,0 +1,42 @@
+"""The ledger's errors. Domain errors (``domain.errors``) pass through unchanged.
+
+    LedgerError
+    ├── LedgerUnavailable   the database cannot be reached or written: fail closed (503)
+    ├── NotFound            no such user or key (or not the caller's)
+    ├── Conflict            a unique name is taken, or concurrent changes kept colliding
+    └── Refused             admission refused: not enough quota, or the account may not spend
+"""
+
+from __future__ import annotations
+
+from domain.money import Money
+
+
+class LedgerError(Exception):
+    """Base of the ledger's own errors."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The database cannot be reached or written; callers must fail closed."""
+
+
+class NotFound(LedgerError):
+    """No such user or key, or it belongs to someone else."""
+
+
+class Conflict(LedgerError):
+    """A unique value is taken, or concurrent writers kept colliding."""
+
+
+class Refused(LedgerError):
+    """A request cannot be admitted.
+
+    ``reason`` is one of ``insufficient_user_quota``, ``insufficient_key_quota``,
+    ``user_disabled``, ``key_disabled``, ``key_expired``, ``unknown_account``.
+    """
+
+    def __init__(self, reason: str, needed: Money | None = None, available: Money | None = None) -> None:
+        self.reason = reason
+        self.needed = needed
+        self.available = available
+        super().__init__(reason)

@@ -1,0 +1,278 @@
+"""``Ledger``: the one object the rest of TokenSea uses to reach the ledger.
+
+It owns the eventsourcing application, two group-commit writers and a small pool of
+readers, each on its own thread, so that callers never block on the database from an
+event loop:
+
+- the *event writer* appends events (charges, grants, users, keys) and folds them into
+  the index tables, many commands per durable transaction;
+- the *hold writer* admits requests (``ledger.admission``), many per transaction;
+- *readers* answer queries, one connection per thread;
+- in a serving process, a *maintenance* thread heartbeats and recovers the holds of
+  dead processes (``ledger.recovery``).
+
+Every method exists in a blocking form (for the CLI and tests) and an ``a``-prefixed
+awaitable form (for the Sanic edge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import IntegrityError, PersistenceError
+
+from domain.charges import Charge
+from ledger import commands
+from ledger.admission import Hold, admit_batch
+from ledger.application import LedgerApplication
+from ledger.batching import BatchWorker, Pending
+from ledger.database import Database
+from ledger.effects import Effects
+from ledger.errors import Conflict, LedgerError, LedgerUnavailable
+from ledger.queries import Queries
+from ledger.recovery import Recovery
+from ledger.schema import create_tables
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_MAX_ATTEMPTS = 5
+_UNAVAILABLE = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+    PersistenceError,
+    OSError,
+)
+_CONFLICT = (IntegrityError, psycopg.IntegrityError, sqlite3.IntegrityError)
+
+
+class Ledger:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        serving: bool = False,
+        readers: int = 4,
+        stale_after: float = 3.0,
+        grace: float = 5.0,
+        on_batch: Callable[[str, int, float], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.instance_id = uuid.uuid4().hex
+        try:
+            create_tables(db)
+            self.app = LedgerApplication(env=db.eventsourcing_env())
+        except _UNAVAILABLE as exc:
+            raise LedgerUnavailable(f"cannot open the ledger at {db.redacted()}: {exc}") from exc
+        self.app.recorder.effects = Effects(db)  # type: ignore[attr-defined]
+        self._local = threading.local()
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="ledger-read")
+        self._events = BatchWorker[commands.Command](
+            "ledger-events", self._commit_commands,
+            on_batch=(lambda n, s: on_batch("events", n, s)) if on_batch else None,
+        )
+        self._holds = BatchWorker[Hold](
+            "ledger-holds", self._commit_holds,
+            on_batch=(lambda n, s: on_batch("holds", n, s)) if on_batch else None,
+        )
+        self._stop = threading.Event()
+        self._maintenance: threading.Thread | None = None
+        self.recovery = Recovery(db, self.instance_id, stale_after=stale_after, grace=grace)
+        if serving:
+            self.recovery.register(self._connection(), socket.gethostname(), os.getpid())
+            self._maintenance = threading.Thread(target=self._maintain, name="ledger-maintenance", daemon=True)
+            self._maintenance.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._maintenance is not None:
+            self._maintenance.join(5)
+        self._holds.stop()
+        self._events.stop()
+        self._readers.shutdown(wait=True)
+        self.app.close()
+
+    # -- commands ------------------------------------------------------------------------
+
+    def submit(self, command: commands.Command) -> Future[Any]:
+        return self._events.submit(command)
+
+    def run(self, command: commands.Command) -> Any:
+        return self.submit(command).result()
+
+    async def arun(self, command: commands.Command) -> Any:
+        return await asyncio.wrap_future(self.submit(command))
+
+    def settle(self, charge: Charge) -> bool:
+        """Record a request's charge; False if it had been recorded already."""
+        return bool(self.run(commands.Settle.of(charge)))
+
+    async def asettle(self, charge: Charge) -> bool:
+        return bool(await self.arun(commands.Settle.of(charge)))
+
+    def admit(self, hold: Hold) -> None:
+        """Reserve ``hold`` or raise ``Refused``."""
+        self._holds.submit(hold).result()
+
+    async def aadmit(self, hold: Hold) -> None:
+        await asyncio.wrap_future(self._holds.submit(hold))
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def read(self, query: Callable[[Queries], T]) -> T:
+        return self._readers.submit(self._read, query).result()
+
+    async def aread(self, query: Callable[[Queries], T]) -> T:
+        return await asyncio.wrap_future(self._readers.submit(self._read, query))
+
+    def _read(self, query: Callable[[Queries], T]) -> T:
+        try:
+            return query(Queries(self.db, self._connection()))
+        except _UNAVAILABLE as exc:
+            self._drop_connection()
+            raise LedgerUnavailable(str(exc)) from exc
+
+    def get(self, aggregate_id: UUID) -> Any:
+        return self.app.repository.get(aggregate_id)
+
+    # -- connections (one per thread) ------------------------------------------------------
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = self.db.connect()
+            except _UNAVAILABLE as exc:
+                raise LedgerUnavailable(f"cannot connect to the database: {exc}") from exc
+            self._local.conn = conn
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # it is being discarded anyway
+                conn.close()
+
+    # -- the writers -----------------------------------------------------------------------
+
+    @property
+    def queries(self) -> Queries:
+        """Queries on the calling thread's connection (used by commands as they prepare)."""
+        return Queries(self.db, self._connection())
+
+    def _commit_commands(self, batch: list[Pending[commands.Command]]) -> None:
+        prepared: list[tuple[Pending[commands.Command], commands.Prepared]] = []
+        for pending in batch:
+            outcome = self._prepare(pending)
+            if outcome is not None:
+                prepared.append((pending, outcome))
+        if not prepared:
+            return
+        try:
+            self._save([event for _, p in prepared for event in p.events])
+        except _CONFLICT:
+            if len(prepared) == 1:
+                self._run_alone(prepared[0][0], first_attempt_failed=True)
+            else:
+                for pending, _ in prepared:
+                    self._run_alone(pending)
+            return
+        except _UNAVAILABLE as exc:
+            self._drop_connection()
+            for pending, _ in prepared:
+                pending.future.set_exception(LedgerUnavailable(str(exc)))
+            return
+        for pending, outcome in prepared:
+            pending.future.set_result(outcome.result)
+
+    def _prepare(self, pending: Pending[commands.Command]) -> commands.Prepared | None:
+        try:
+            return pending.job.prepare(self)
+        except _UNAVAILABLE as exc:
+            self._drop_connection()
+            pending.future.set_exception(LedgerUnavailable(str(exc)))
+        except Exception as exc:  # noqa: BLE001 - domain and ledger errors go to the caller
+            pending.future.set_exception(exc)
+        return None
+
+    def _run_alone(self, pending: Pending[commands.Command], *, first_attempt_failed: bool = False) -> None:
+        """Save one command by itself, preparing it afresh after each collision."""
+        if first_attempt_failed and pending.job.idempotent:
+            pending.future.set_result(False)
+            return
+        for _ in range(_MAX_ATTEMPTS):
+            outcome = self._prepare(pending)
+            if outcome is None:
+                return
+            try:
+                self._save(outcome.events)
+            except _CONFLICT:
+                if pending.job.idempotent:
+                    pending.future.set_result(False)
+                    return
+                continue
+            except _UNAVAILABLE as exc:
+                self._drop_connection()
+                pending.future.set_exception(LedgerUnavailable(str(exc)))
+                return
+            pending.future.set_result(outcome.result)
+            return
+        pending.future.set_exception(Conflict("the change kept colliding with concurrent changes"))
+
+    def _save(self, events: list[Any]) -> None:
+        if events:
+            self.app.events.put(events, ledger_events=events)
+
+    def _commit_holds(self, batch: list[Pending[Hold]]) -> None:
+        try:
+            admit_batch(self.db, self._connection(), batch)
+        except _CONFLICT:
+            if len(batch) == 1:
+                batch[0].future.set_exception(Conflict("request id already admitted"))
+                return
+            for pending in batch:
+                self._commit_holds([pending])
+        except LedgerError as exc:
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+        except _UNAVAILABLE as exc:
+            self._drop_connection()
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(LedgerUnavailable(str(exc)))
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def _maintain(self) -> None:
+        last_cleanup = 0.0
+        while not self._stop.wait(1.0):
+            try:
+                conn = self._connection()
+                self.recovery.heartbeat(conn)
+                for charge in self.recovery.orphaned_charges(conn):
+                    if self.settle(charge):
+                        log.warning("recovered request %s as interrupted", charge.request_id)
+                if time.monotonic() - last_cleanup > 60:
+                    self.recovery.forget_finished(conn)
+                    last_cleanup = time.monotonic()
+            except (LedgerError, *_UNAVAILABLE) as exc:
+                self._drop_connection()
+                log.warning("ledger maintenance: %s", exc)
+            except Exception:
+                log.exception("ledger maintenance failed")

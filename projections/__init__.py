@@ -1,0 +1,1 @@
+"""Read models of the ledger: balances, request logs, daily and per-model usage."""

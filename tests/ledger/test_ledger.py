@@ -1,0 +1,203 @@
+"""The ledger's contract, run on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from uuid import uuid4
+
+import pytest
+
+from domain.charges import RequestStatus
+from domain.grants import GrantReason
+from domain.keys import KeyStatus
+from domain.money import Money
+from domain.users import Status
+from ledger import Conflict, Database, Hold, Ledger, LedgerUnavailable, NotFound, Refused, commands
+from ledger.database import DatabaseUrlError
+from ledger.replay import events, replay
+from tests.ledger import workers
+from tests.ledger.helpers import charge, facts, new_key, register
+
+
+@pytest.fixture
+def ledger(database_url: str) -> Iterator[Ledger]:
+    opened = Ledger(Database.from_url(database_url))
+    yield opened
+    opened.close()
+
+
+def test_registration_is_unique_and_grants_signup_and_invites(ledger: Ledger) -> None:
+    alice = register(ledger, "alice", quota="50")
+    with pytest.raises(Conflict):
+        register(ledger, "ALICE")
+    with pytest.raises(NotFound):
+        register(ledger, "carol", inviter="NOPE1234")
+    code = ledger.read(lambda q: q.user_by_id(alice))["invite_code"]
+    bob = register(ledger, "bob", quota="50", inviter=code.lower())
+    users = {u: ledger.read(lambda q, u=u: q.user_by_id(u)) for u in (alice, bob)}
+    assert users[alice]["granted"] == Decimal(150)  # signup + reward for inviting
+    assert users[bob]["granted"] == Decimal(150)  # signup + reward for being invited
+    assert users[bob]["invited_by"] == alice
+
+
+def test_a_grant_with_the_same_reference_counts_once(ledger: Ledger) -> None:
+    alice = register(ledger, "alice")
+    grant = commands.GrantQuota(alice, Money("12.5"), GrantReason.ADMIN, "thanks", "admin:ticket-1")
+    assert ledger.run(grant) is True
+    assert ledger.run(grant) is False
+    assert ledger.read(lambda q: q.user_by_id(alice))["granted"] == Decimal("12.5")
+    with pytest.raises(NotFound):
+        ledger.run(commands.GrantQuota(uuid4(), Money(1), GrantReason.ADMIN, "", "admin:x"))
+
+
+def test_admission_holds_the_worst_case_and_refuses_past_the_balance(ledger: Ledger) -> None:
+    alice = register(ledger, "alice", quota="10")
+    key = new_key(ledger, alice)
+    ledger.admit(Hold(facts("r1", alice, key), Money(6), ledger.instance_id))
+    with pytest.raises(Refused) as refused:
+        ledger.admit(Hold(facts("r2", alice, key), Money(6), ledger.instance_id))
+    assert refused.value.reason == "insufficient_user_quota"
+    assert refused.value.needed == Money(6) and refused.value.available == Money(4)
+    assert ledger.read(lambda q: q.user_by_id(alice))["held"] == Decimal(6)
+    ledger.settle(charge("r1", alice, key, tokens=250, reserved="6"))  # 2.5 cents
+    user = ledger.read(lambda q: q.user_by_id(alice))
+    assert (user["used"], user["held"]) == (Decimal("2.5"), Decimal(0))
+    ledger.admit(Hold(facts("r2", alice, key), Money("7.5"), ledger.instance_id))
+
+
+def test_a_key_quota_limits_the_key_alone(ledger: Ledger) -> None:
+    alice = register(ledger, "alice", quota="100")
+    small, big = new_key(ledger, alice, quota="5", name="small"), new_key(ledger, alice, name="big")
+    with pytest.raises(Refused) as refused:
+        ledger.admit(Hold(facts("r1", alice, small), Money(6), ledger.instance_id))
+    assert refused.value.reason == "insufficient_key_quota"
+    ledger.admit(Hold(facts("r2", alice, big), Money(60), ledger.instance_id))
+
+
+def test_disabled_deleted_expired_and_foreign_keys_are_refused(ledger: Ledger) -> None:
+    alice, bob = register(ledger, "alice", quota="100"), register(ledger, "bob", quota="100")
+    key = new_key(ledger, alice)
+    ledger.run(commands.UpdateKey(alice, key, status=KeyStatus.DISABLED))
+    with pytest.raises(Refused, match="key_disabled"):
+        ledger.admit(Hold(facts("r1", alice, key), Money(1), ledger.instance_id))
+    ledger.run(commands.UpdateKey(alice, key, status=KeyStatus.ACTIVE))
+    ledger.admit(Hold(facts("r2", alice, key), Money(1), ledger.instance_id))
+    with pytest.raises(Refused, match="unknown_account"):
+        ledger.admit(Hold(facts("r3", bob, key), Money(1), ledger.instance_id))
+    with pytest.raises(NotFound):
+        ledger.run(commands.UpdateKey(bob, key, name="mine now"))
+    ledger.run(commands.AdministerUser(alice, Status.DISABLED, None))
+    with pytest.raises(Refused, match="user_disabled"):
+        ledger.admit(Hold(facts("r4", alice, key), Money(1), ledger.instance_id))
+    ledger.run(commands.AdministerUser(alice, Status.ACTIVE, None))
+    ledger.run(commands.UpdateKey(alice, key, delete=True))
+    with pytest.raises(Refused, match="key_disabled"):
+        ledger.admit(Hold(facts("r5", alice, key), Money(1), ledger.instance_id))
+    with pytest.raises(NotFound):
+        ledger.run(commands.UpdateKey(alice, key, name="gone"))
+    expired = ledger.run(commands.CreateKey(alice, "old", "digest-old", "tsk-old", None, None, None,
+                                            datetime.now(timezone.utc) - timedelta(seconds=1)))
+    with pytest.raises(Refused, match="key_expired"):
+        ledger.admit(Hold(facts("r6", alice, expired), Money(1), ledger.instance_id))
+
+
+def test_a_request_is_charged_at_most_once(ledger: Ledger) -> None:
+    alice = register(ledger, "alice", quota="100")
+    key = new_key(ledger, alice)
+    ledger.admit(Hold(facts("r1", alice, key), Money(10), ledger.instance_id))
+    assert ledger.settle(charge("r1", alice, key, tokens=300, reserved="10")) is True
+    assert ledger.settle(charge("r1", alice, key, tokens=900, reserved="10")) is False
+    # A duplicate inside a batch of fresh charges must not sink the others.
+    futures = [ledger.submit(commands.Settle.of(charge(f"b{n}", alice, key, tokens=100))) for n in range(20)]
+    futures.append(ledger.submit(commands.Settle.of(charge("r1", alice, key, tokens=500))))
+    results = [future.result() for future in futures]
+    assert results == [True] * 20 + [False]
+    user = ledger.read(lambda q: q.user_by_id(alice))
+    assert user["used"] == Decimal(3) + Decimal(20)
+    totals = replay(ledger.app)
+    assert totals.duplicate_charges == []
+    assert totals.users[alice].used == user["used"]
+
+
+def test_replay_agrees_with_the_index_tables(ledger: Ledger) -> None:
+    alice = register(ledger, "alice", quota="100")
+    key = new_key(ledger, alice, quota="40")
+    for n in range(30):
+        ledger.admit(Hold(facts(f"r{n}", alice, key), Money(1), ledger.instance_id))
+        ledger.settle(charge(f"r{n}", alice, key, tokens=n, reserved="1"))
+    totals = replay(ledger.app)
+    user, row = totals.users[alice], ledger.read(lambda q: q.key_by_id(key))
+    assert user.used == ledger.read(lambda q: q.user_by_id(alice))["used"] == Decimal(435) / 100
+    assert totals.keys[key].used == row["used"] and totals.keys[key].quota == row["quota"] == Decimal(40)
+    assert user.requests == totals.keys[key].requests == 30
+
+
+def test_no_overdraft_across_processes_and_threads(database_url: str) -> None:
+    granted = Decimal(200)
+    setup = Ledger(Database.from_url(database_url))
+    alice = register(setup, "alice", quota=str(granted))
+    key = new_key(setup, alice)
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    children = [
+        context.Process(target=workers.spend, args=(database_url, str(alice), str(key), f"p{n}", 8, 25, results))
+        for n in range(2)
+    ]
+    for child in children:
+        child.start()
+    charged = [Decimal(c) for _ in children for c in results.get(timeout=300)]
+    for child in children:
+        child.join(60)
+        assert child.exitcode == 0
+    user = setup.read(lambda q: q.user_by_id(alice))
+    setup.close()
+    assert user["used"] <= granted
+    assert user["used"] == sum(charged, Decimal(0))
+    assert user["held"] == 0
+    assert len(charged) > 20  # the balance was actually contended, not trivially unused
+
+
+def test_recovery_settles_a_dead_process_holds_once(database_url: str) -> None:
+    watcher = Ledger(Database.from_url(database_url), serving=True, stale_after=1.0, grace=1.0)
+    alice = register(watcher, "alice", quota="100")
+    key = new_key(watcher, alice)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    child = context.Process(target=workers.admit_then_die, args=(database_url, str(alice), str(key), 3, ready))
+    child.start()
+    assert ready.wait(60)
+    assert watcher.read(lambda q: q.user_by_id(alice))["held"] == Decimal(6)
+    os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    child.join()
+    deadline = time.monotonic() + 30
+    while watcher.read(lambda q: q.holds()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    second = Ledger(Database.from_url(database_url), serving=True, stale_after=1.0, grace=1.0)
+    time.sleep(2.5)  # a second recoverer finds nothing left to do
+    second.close()
+    assert watcher.read(lambda q: q.holds()) == []
+    user = watcher.read(lambda q: q.user_by_id(alice))
+    assert (user["used"], user["held"]) == (Decimal(0), Decimal(0))
+    totals = replay(watcher.app)
+    assert totals.charged_requests == {"doomed-0", "doomed-1", "doomed-2"}
+    assert totals.duplicate_charges == []
+    statuses = {event.status for _, event in events(watcher.app) if hasattr(event, "request_id")}
+    assert statuses == {RequestStatus.INTERRUPTED.value}
+    watcher.close()
+
+
+def test_an_unreachable_database_fails_closed() -> None:
+    with pytest.raises(LedgerUnavailable):
+        Ledger(Database.from_url("postgresql://postgres@127.0.0.1:1/test"))
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "sqlite://", "postgresql://h/db?schema=Robert';DROP"])
+def test_bad_database_urls_are_explained(url: str) -> None:
+    with pytest.raises(DatabaseUrlError):
+        Database.from_url(url)

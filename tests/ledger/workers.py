@@ -1,0 +1,52 @@
+"""Code that runs in child processes for the multi-process ledger tests."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from decimal import Decimal
+from uuid import UUID
+
+from domain.money import Money
+from ledger import Database, Hold, Ledger, Refused
+from tests.ledger.helpers import charge, facts
+
+
+def spend(url: str, user_id: str, key_id: str, prefix: str, threads: int, attempts: int, queue: object) -> None:
+    """Many threads admit and settle requests as fast as they can; report what was charged."""
+    ledger = Ledger(Database.from_url(url), serving=True)
+    charged: list[str] = []
+    lock = threading.Lock()
+
+    def work(thread: int) -> None:
+        rng = random.Random(f"{prefix}-{thread}")
+        for attempt in range(attempts):
+            request_id = f"{prefix}-{thread}-{attempt}"
+            hold = Money(rng.choice(["3", "5", "7"]))
+            try:
+                ledger.admit(Hold(facts(request_id, UUID(user_id), UUID(key_id)), hold, ledger.instance_id))
+            except Refused:
+                continue
+            tokens = rng.randint(0, int(hold.cents) * 100)  # actual usage never above the hold
+            ledger.settle(charge(request_id, UUID(user_id), UUID(key_id), tokens, reserved=str(hold)))
+            with lock:
+                charged.append(str(Decimal(tokens) / 100))
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    ledger.close()
+    queue.put(charged)  # type: ignore[attr-defined]
+
+
+def admit_then_die(url: str, user_id: str, key_id: str, count: int, ready: object) -> None:
+    """Admit ``count`` holds, report, and die without settling (as kill -9 would)."""
+    ledger = Ledger(Database.from_url(url), serving=True)
+    for n in range(count):
+        ledger.admit(Hold(facts(f"doomed-{n}", UUID(user_id), UUID(key_id)), Money(2), ledger.instance_id))
+    ready.set()  # type: ignore[attr-defined]
+    threading.Event().wait(60)  # the test kills us here
+    os._exit(0)

@@ -1,0 +1,57 @@
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.errors import InvalidAmount
+from domain.money import Money, format_decimal
+
+
+@pytest.mark.parametrize("value", ["2345", 2345, Decimal("2345"), " 2345 "])
+def test_reads_exact_amounts(value: object) -> None:
+    assert Money.parse(value).cents == Decimal(2345)
+
+
+@pytest.mark.parametrize("value", [0.1, 1.0, True, None, [], "1e999999", "NaN", "inf", "-Infinity", "abc", ""])
+def test_refuses_floats_and_non_numbers(value: object) -> None:
+    with pytest.raises(InvalidAmount):
+        Money.parse(value)
+
+
+def test_refuses_negative_and_optionally_zero() -> None:
+    with pytest.raises(InvalidAmount):
+        Money.parse("-1")
+    with pytest.raises(InvalidAmount):
+        Money.parse("0", allow_zero=False)
+    assert Money.parse("0").cents == 0
+
+
+def test_refuses_absurd_amounts() -> None:
+    with pytest.raises(InvalidAmount):
+        Money.parse("1" + "0" * 20)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [("2345", "2345"), ("2300", "2300"), ("0.0315", "0.0315"), ("0.10", "0.1"), ("0", "0"), ("1E+3", "1000")],
+)
+def test_formats_plainly(value: str, text: str) -> None:
+    assert str(Money(value)) == text
+    assert format_decimal(Decimal(value)) == text
+
+
+@given(st.lists(st.decimals(min_value=0, max_value=10**6, places=7, allow_nan=False), max_size=50))
+def test_sums_are_exact(amounts: list[Decimal]) -> None:
+    total = Money.sum([Money(a) for a in amounts])
+    assert total.cents == sum(amounts, Decimal(0))
+
+
+def test_is_immutable_and_compares_by_value() -> None:
+    money = Money("1.50")
+    with pytest.raises(AttributeError):
+        money.cents = Decimal(2)  # type: ignore[misc]
+    assert money == Money("1.5")
+    assert money < Money(2)
+    assert money + Money("0.5") == Money(2)
+    assert money - Money(2) == Money("-0.5")
