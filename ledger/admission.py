@@ -139,9 +139,9 @@ def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
                 ],
             )
     for pending in admitted:
-        pending.future.set_result(True)
+        pending.set_result(True)
     for pending, refusal in refused:
-        pending.future.set_exception(refusal)
+        pending.set_exception(refusal)
 
 
 def _save_held(db: Database, cur: Any, table: str, id_column: str, accounts: dict[UUID, _Account]) -> None:

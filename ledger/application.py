@@ -1,17 +1,44 @@
-"""The eventsourcing ``Application`` that stores TokenSea's ledger events."""
+"""The eventsourcing ``Application`` that stores TokenSea's ledger events, and its
+transcoder.
+
+Events are stored as JSON in eventsourcing's own tagged format
+(``{"_type_": "decimal_str", "_data_": "1.5"}`` for values JSON cannot hold), written
+and read with orjson: the standard library's encoder was the largest CPU cost of the
+group-commit writer. The bytes are the library's format, so either transcoder reads
+what the other wrote.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.application import Application
-from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.persistence import Transcoder, Transcoding
 
 from domain.money import Money
 
+_ENCODERS: dict[type, tuple[str, Callable[[Any], Any]]] = {
+    UUID: ("uuid_hex", lambda value: value.hex),
+    Decimal: ("decimal_str", str),
+    datetime: ("datetime_iso", lambda value: value.isoformat()),
+    Money: ("money", lambda value: str(value.cents)),
+}
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "uuid_hex": UUID,
+    "decimal_str": Decimal,
+    "datetime_iso": datetime.fromisoformat,
+    "money": Money,
+}
+
 
 class MoneyAsStr(Transcoding):
+    """``Money`` for the library's own ``JSONTranscoder`` (same tag as ours)."""
+
     type = Money
     name = "money"
 
@@ -22,11 +49,42 @@ class MoneyAsStr(Transcoding):
         return Money(str(data))
 
 
+def _tag(value: Any) -> Any:
+    kind = type(value)
+    if kind in _ENCODERS:
+        name, encode = _ENCODERS[kind]
+        return {"_type_": name, "_data_": encode(value)}
+    if kind is list or kind is tuple:
+        return [_tag(item) for item in value]
+    if kind is dict:
+        return {key: _tag(item) for key, item in value.items()}
+    if isinstance(value, datetime):  # aware datetimes with a tzinfo subclass
+        return {"_type_": "datetime_iso", "_data_": value.isoformat()}
+    return value
+
+
+def _untag(value: Any) -> Any:
+    if type(value) is dict:
+        if "_type_" in value and "_data_" in value and len(value) == 2:
+            return _DECODERS[value["_type_"]](_untag(value["_data_"]))
+        return {key: _untag(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_untag(item) for item in value]
+    return value
+
+
+class LedgerTranscoder(Transcoder):
+    def encode(self, obj: Any) -> bytes:
+        return orjson.dumps(_tag(obj))
+
+    def decode(self, data: bytes) -> Any:
+        return _untag(orjson.loads(data))
+
+
 class LedgerApplication(Application[UUID]):
     """One event table for every ledger event (``tokensea_events`` on PostgreSQL)."""
 
     name = "TokenSea"
 
-    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
-        super().register_transcodings(transcoder)
-        transcoder.register(MoneyAsStr())
+    def construct_transcoder(self) -> Transcoder:
+        return LedgerTranscoder()

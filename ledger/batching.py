@@ -1,32 +1,69 @@
 """Group commit: one thread turns a queue of jobs into few, large transactions.
 
-Callers submit jobs and get a ``concurrent.futures.Future`` each (the async edge awaits
-it with ``asyncio.wrap_future``). The worker takes everything queued (up to
-``max_batch``) and hands it to ``handle`` in one call; while that transaction commits,
-new jobs queue up and form the next batch. There is no timer: an idle ledger commits a
-lone job at once, a busy one amortizes each fsync over many requests.
+Callers submit jobs and wait for their outcome: blocking callers on a
+``concurrent.futures.Future``, async callers on an ``asyncio.Future`` of their own loop.
+The worker takes everything queued (up to ``max_batch``) and hands it to ``handle`` in
+one call; while that transaction commits, new jobs queue up and form the next batch.
+There is no timer: an idle ledger commits a lone job at once, a busy one amortizes each
+fsync over many requests. Outcomes for an event loop are delivered with one wake-up per
+batch, not one per job.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
 J = TypeVar("J")
+_UNSET: Any = object()
 
 
-@dataclass
 class Pending(Generic[J]):
-    job: J
-    future: Future[Any] = field(default_factory=Future)
+    """A queued job and, once handled, its outcome."""
+
+    __slots__ = ("_error", "_result", "future", "job", "loop")
+
+    def __init__(self, job: J, future: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.job = job
+        self.future = future
+        self.loop = loop
+        self._result: Any = _UNSET
+        self._error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._result is not _UNSET or self._error is not None
+
+    def set_result(self, result: Any) -> None:
+        if not self.done:
+            self._result = result
+
+    def set_exception(self, error: BaseException) -> None:
+        if not self.done:
+            self._error = error
+
+    def deliver(self) -> None:
+        """Hand the outcome to the waiter (on the waiter's loop for async waiters)."""
+        if self.future.done():  # an async waiter that was cancelled
+            return
+        if self._error is not None:
+            self.future.set_exception(self._error)
+        else:
+            self.future.set_result(self._result)
+
+
+def _deliver_all(batch: list[Pending[Any]]) -> None:
+    for pending in batch:
+        pending.deliver()
 
 
 class BatchWorker(Generic[J]):
@@ -49,13 +86,22 @@ class BatchWorker(Generic[J]):
         self._thread.start()
 
     def submit(self, job: J) -> Future[Any]:
-        pending: Pending[J] = Pending(job)
+        future: Future[Any] = Future()
+        self._enqueue(Pending(job, future, None))
+        return future
+
+    def submit_async(self, job: J) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._enqueue(Pending(job, future, loop))
+        return future
+
+    def _enqueue(self, pending: Pending[J]) -> None:
         with self._wakeup:
             if self._stopping:
                 raise RuntimeError(f"{self._name} is stopped")
             self._queue.append(pending)
             self._wakeup.notify()
-        return pending.future
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish every queued job, then stop."""
@@ -78,14 +124,24 @@ class BatchWorker(Generic[J]):
             started = time.perf_counter()
             try:
                 self._handle(batch)
-            except BaseException as exc:
+            except BaseException as exc:  # every waiter must hear about it
                 log.exception("%s: batch of %d failed", self._name, len(batch))
                 for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
-            else:
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(RuntimeError("job left unresolved"))
+                    pending.set_exception(exc)
+            for pending in batch:
+                pending.set_exception(RuntimeError("job left unresolved"))  # no-op when resolved
+            self._dispatch(batch)
             if self._on_batch is not None:
                 self._on_batch(len(batch), time.perf_counter() - started)
+
+    @staticmethod
+    def _dispatch(batch: list[Pending[J]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Pending[J]]] = {}
+        for pending in batch:
+            if pending.loop is None:
+                pending.deliver()
+            else:
+                by_loop.setdefault(pending.loop, []).append(pending)
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                loop.call_soon_threadsafe(_deliver_all, items)

@@ -39,7 +39,8 @@ class DatabaseUrlError(ValueError):
 def _register_sqlite_adapters() -> None:
     sqlite3.register_adapter(Decimal, str)
     sqlite3.register_adapter(UUID, str)
-    sqlite3.register_adapter(datetime, lambda value: value.isoformat())
+    # Always UTC, always one format: timestamps then compare correctly as text.
+    sqlite3.register_adapter(datetime, lambda value: value.astimezone(timezone.utc).isoformat())
     sqlite3.register_adapter(bool, int)
 
 
@@ -179,7 +180,6 @@ class Database:
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_MAX_OVERFLOW": "4",
             "POSTGRES_LOCK_TIMEOUT": "30",
-            "POSTGRES_PRE_PING": "y",
             "APPLICATION_RECORDER_TOPIC": "ledger.recorders:PostgresLedgerRecorder",
         }
 

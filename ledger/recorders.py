@@ -1,6 +1,6 @@
 """eventsourcing recorders that also fold each batch into the index tables.
 
-``EventStore.put(events, ledger_events=events)`` reaches ``_insert_events`` inside the
+``EventStore.put(events, ledger_events=events)`` reaches the recorder inside the
 transaction that appends the events; there we apply ``ledger.effects`` on the same
 cursor. On PostgreSQL we take the events-table lock *first*, so every writer acquires
 locks in one order (table, users, keys) and concurrent writers cannot deadlock. On
@@ -13,9 +13,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteTransaction
+from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 from ledger.effects import Effects
@@ -24,14 +25,35 @@ from ledger.effects import Effects
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
     effects: Effects | None = None  # set by the ledger once it has built its application
 
-    def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._copy = SQL(
+            "COPY {schema}.{table} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        self._search_path = SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema))
+
+    @retry((InterfaceError, OperationalError), max_attempts=3, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """The library's insert, with the events written by a binary COPY.
+
+        Same guarantees: one transaction, the table locked first (so notification ids
+        are committed in order), a NOTIFY for subscribers. COPY in binary format is
+        several times cheaper per event than the library's array of composites, which
+        it dumps in Python; callers of this ledger never use the returned ids.
+        """
         events = kwargs.get("ledger_events") or ()
-        if events:
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._lock_table(curs)
-            curs.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
-            assert self.effects is not None, "the ledger sets effects before any save"
-            self.effects.apply(curs, events)
-        super()._insert_events(curs, stored_events, **kwargs)
+            if events:
+                assert self.effects is not None, "the ledger sets effects before any save"
+                curs.execute(self._search_path)
+                self.effects.apply(curs, events)
+            self._notify_channel(curs)
+            with curs.copy(self._copy) as copy:
+                copy.set_types(["uuid", "int8", "text", "bytea"])
+                for event in stored_events:
+                    copy.write_row((event.originator_id, event.originator_version, event.topic, event.state))
+        return None
 
 
 class _ImmediateTransaction(SQLiteTransaction):

@@ -14,6 +14,9 @@ derive from (see ``ledger.effects``), plus two operational tables:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from ledger.database import Database
 
 _TYPES = {
@@ -78,23 +81,32 @@ _STATEMENTS = (
 )
 
 
+@contextmanager
+def creating(db: Database) -> Iterator[None]:
+    """Serialize schema creation across processes and hosts.
+
+    Concurrent ``CREATE TABLE IF NOT EXISTS`` and ``CREATE OR REPLACE FUNCTION`` (which
+    eventsourcing runs when an application starts) can fail on PostgreSQL with
+    "tuple concurrently updated": workers starting together take turns instead.
+    """
+    if not db.is_postgres:
+        yield
+        return
+    conn = db.connect()
+    try:
+        conn.execute("SELECT pg_advisory_lock(7201)")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {db.schema}")
+        yield
+    finally:
+        conn.close()  # ends the session, and with it the lock
+
+
 def create_tables(db: Database) -> None:
-    """Create the ledger's tables if they are missing (idempotent, safe to race)."""
+    """Create the ledger's tables if they are missing (idempotent)."""
     types = _TYPES[db.backend]
     conn = db.connect()
     try:
-        if db.is_postgres:
-            with conn.cursor() as cur:
-                # Serialize concurrent first starts: CREATE ... IF NOT EXISTS can race.
-                cur.execute("SELECT pg_advisory_lock(7201)")
-                try:
-                    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {db.schema}")
-                    for statement in _STATEMENTS:
-                        cur.execute(statement.format(**types))
-                finally:
-                    cur.execute("SELECT pg_advisory_unlock(7201)")
-        else:
-            for statement in _STATEMENTS:
-                conn.execute(statement.format(**types))
+        for statement in _STATEMENTS:
+            conn.execute(statement.format(**types))
     finally:
         conn.close()

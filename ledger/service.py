@@ -42,9 +42,10 @@ from ledger.batching import BatchWorker, Pending
 from ledger.database import Database
 from ledger.effects import Effects
 from ledger.errors import Conflict, LedgerError, LedgerUnavailable
+from ledger.log import EventLog
 from ledger.queries import Queries
 from ledger.recovery import Recovery
-from ledger.schema import create_tables
+from ledger.schema import create_tables, creating
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,11 +75,13 @@ class Ledger:
         self.db = db
         self.instance_id = uuid.uuid4().hex
         try:
-            create_tables(db)
-            self.app = LedgerApplication(env=db.eventsourcing_env())
+            with creating(db):
+                create_tables(db)
+                self.app = LedgerApplication(env=db.eventsourcing_env())
         except _UNAVAILABLE as exc:
             raise LedgerUnavailable(f"cannot open the ledger at {db.redacted()}: {exc}") from exc
         self.app.recorder.effects = Effects(db)  # type: ignore[attr-defined]
+        self.log = EventLog(db, self.app)
         self._local = threading.local()
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="ledger-read")
         self._events = BatchWorker[commands.Command](
@@ -115,7 +118,7 @@ class Ledger:
         return self.submit(command).result()
 
     async def arun(self, command: commands.Command) -> Any:
-        return await asyncio.wrap_future(self.submit(command))
+        return await self._events.submit_async(command)
 
     def settle(self, charge: Charge) -> bool:
         """Record a request's charge; False if it had been recorded already."""
@@ -129,7 +132,7 @@ class Ledger:
         self._holds.submit(hold).result()
 
     async def aadmit(self, hold: Hold) -> None:
-        await asyncio.wrap_future(self._holds.submit(hold))
+        await self._holds.submit_async(hold)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -195,25 +198,25 @@ class Ledger:
         except _UNAVAILABLE as exc:
             self._drop_connection()
             for pending, _ in prepared:
-                pending.future.set_exception(LedgerUnavailable(str(exc)))
+                pending.set_exception(LedgerUnavailable(str(exc)))
             return
         for pending, outcome in prepared:
-            pending.future.set_result(outcome.result)
+            pending.set_result(outcome.result)
 
     def _prepare(self, pending: Pending[commands.Command]) -> commands.Prepared | None:
         try:
             return pending.job.prepare(self)
         except _UNAVAILABLE as exc:
             self._drop_connection()
-            pending.future.set_exception(LedgerUnavailable(str(exc)))
+            pending.set_exception(LedgerUnavailable(str(exc)))
         except Exception as exc:  # noqa: BLE001 - domain and ledger errors go to the caller
-            pending.future.set_exception(exc)
+            pending.set_exception(exc)
         return None
 
     def _run_alone(self, pending: Pending[commands.Command], *, first_attempt_failed: bool = False) -> None:
         """Save one command by itself, preparing it afresh after each collision."""
         if first_attempt_failed and pending.job.idempotent:
-            pending.future.set_result(False)
+            pending.set_result(False)
             return
         for _ in range(_MAX_ATTEMPTS):
             outcome = self._prepare(pending)
@@ -223,16 +226,16 @@ class Ledger:
                 self._save(outcome.events)
             except _CONFLICT:
                 if pending.job.idempotent:
-                    pending.future.set_result(False)
+                    pending.set_result(False)
                     return
                 continue
             except _UNAVAILABLE as exc:
                 self._drop_connection()
-                pending.future.set_exception(LedgerUnavailable(str(exc)))
+                pending.set_exception(LedgerUnavailable(str(exc)))
                 return
-            pending.future.set_result(outcome.result)
+            pending.set_result(outcome.result)
             return
-        pending.future.set_exception(Conflict("the change kept colliding with concurrent changes"))
+        pending.set_exception(Conflict("the change kept colliding with concurrent changes"))
 
     def _save(self, events: list[Any]) -> None:
         if events:
@@ -243,19 +246,17 @@ class Ledger:
             admit_batch(self.db, self._connection(), batch)
         except _CONFLICT:
             if len(batch) == 1:
-                batch[0].future.set_exception(Conflict("request id already admitted"))
+                batch[0].set_exception(Conflict("request id already admitted"))
                 return
             for pending in batch:
                 self._commit_holds([pending])
         except LedgerError as exc:
             for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
+                pending.set_exception(exc)
         except _UNAVAILABLE as exc:
             self._drop_connection()
             for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(LedgerUnavailable(str(exc)))
+                pending.set_exception(LedgerUnavailable(str(exc)))
 
     # -- maintenance -----------------------------------------------------------------------
 

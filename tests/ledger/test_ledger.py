@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import signal
 import time
 from collections.abc import Iterator
@@ -151,7 +152,7 @@ def test_no_overdraft_across_processes_and_threads(database_url: str) -> None:
     ]
     for child in children:
         child.start()
-    charged = [Decimal(c) for _ in children for c in results.get(timeout=300)]
+    charged = [Decimal(c) for report in _reports(results, children) for c in report]
     for child in children:
         child.join(60)
         assert child.exitcode == 0
@@ -161,6 +162,20 @@ def test_no_overdraft_across_processes_and_threads(database_url: str) -> None:
     assert user["used"] == sum(charged, Decimal(0))
     assert user["held"] == 0
     assert len(charged) > 20  # the balance was actually contended, not trivially unused
+
+
+def _reports(results, children) -> list:
+    """One report per child; fails fast (not after a long timeout) if a child dies."""
+    reports = []
+    deadline = time.monotonic() + 300
+    while len(reports) < len(children):
+        try:
+            reports.append(results.get(timeout=1))
+        except queue.Empty:
+            crashed = [c.exitcode for c in children if c.exitcode not in (None, 0)]
+            assert not crashed, f"a child process failed with exit code {crashed}"
+            assert time.monotonic() < deadline, "children did not report in time"
+    return reports
 
 
 def test_recovery_settles_a_dead_process_holds_once(database_url: str) -> None:

@@ -1,0 +1,126 @@
+"""Reads of the projections for the account and usage endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from domain.money import EXACT
+from ledger.database import Database, to_datetime, to_decimal, to_optional_datetime, to_uuid
+from projections.logs import COLUMNS
+from projections.usage import FIELDS
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    user_id: UUID
+    model: str | None = None
+    key_id: UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class ProjectionQueries:
+    def __init__(self, db: Database, conn: Any) -> None:
+        self.db = db
+        self.conn = conn
+
+    def _all(self, statement: str, params: list[Any]) -> list[Any]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(self.db.sql(statement), params)
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
+    def user_balance(self, user_id: UUID) -> dict[str, Any]:
+        rows = self._all("SELECT quota, used, request_count FROM proj_user_balances WHERE user_id = %s", [user_id])
+        if not rows:
+            return {"quota": Decimal(0), "used": Decimal(0), "request_count": 0}
+        row = rows[0]
+        return {"quota": to_decimal(row["quota"]), "used": to_decimal(row["used"]), "request_count": row["request_count"]}
+
+    def key_balances(self, key_ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+        if not key_ids:
+            return {}
+        rows = self._all(
+            f"SELECT key_id, used, request_count, last_used_at FROM proj_key_balances "
+            f"WHERE key_id IN ({self.db.in_list(len(key_ids))})",
+            list(key_ids),
+        )
+        return {
+            to_uuid(row["key_id"]): {
+                "used": to_decimal(row["used"]),
+                "request_count": row["request_count"],
+                "last_used_at": to_optional_datetime(row["last_used_at"]),
+            }
+            for row in rows
+        }
+
+    def logs(self, where: LogFilter, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        clauses: list[str] = ["user_id = %s"]
+        params: list[Any] = [where.user_id]
+        if where.model is not None:
+            clauses.append("model = %s")
+            params.append(where.model)
+        if where.key_id is not None:
+            clauses.append("key_id = %s")
+            params.append(where.key_id)
+        if where.since is not None:
+            clauses.append("created_at >= %s")
+            params.append(where.since)
+        if where.until is not None:
+            clauses.append("created_at < %s")
+            params.append(where.until)
+        condition = " AND ".join(clauses)
+        rows = self._all(
+            f"SELECT {', '.join(COLUMNS)} FROM proj_request_logs WHERE {condition} "
+            "ORDER BY created_at DESC, position DESC LIMIT %s OFFSET %s",
+            [*params, limit, offset],
+        )
+        total = self._all(f"SELECT COUNT(*) AS n FROM proj_request_logs WHERE {condition}", params)[0]["n"]
+        return [_log(row) for row in rows], int(total)
+
+    def daily_usage(self, user_id: UUID, first_day: str) -> list[dict[str, Any]]:
+        rows = self._all(
+            f"SELECT day, model, {', '.join(FIELDS)}, cost FROM proj_usage_daily "
+            "WHERE user_id = %s AND day >= %s ORDER BY day, model",
+            [user_id, first_day],
+        )
+        return [{"day": row["day"], "model": row["model"], **{f: int(row[f]) for f in FIELDS},
+                 "cost": to_decimal(row["cost"])} for row in rows]
+
+    def usage_since(self, user_id: UUID, since: datetime) -> list[dict[str, Any]]:
+        """Like ``daily_usage`` but from the logs, for windows shorter than a day."""
+        rows = self._all(
+            "SELECT created_at, model, status, input_tokens, output_tokens, cache_read_tokens, "
+            "cache_write_tokens, cost FROM proj_request_logs WHERE user_id = %s AND created_at >= %s",
+            [user_id, since],
+        )
+        buckets: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in rows:
+            key = (to_datetime(row["created_at"]).date().isoformat(), row["model"])
+            bucket = buckets.setdefault(
+                key, {"day": key[0], "model": key[1], **dict.fromkeys(FIELDS, 0), "cost": Decimal(0)}
+            )
+            bucket["requests"] += 1
+            bucket["failed"] += 0 if row["status"] == "success" else 1
+            bucket["prompt_tokens"] += row["input_tokens"] + row["cache_read_tokens"] + row["cache_write_tokens"]
+            bucket["completion_tokens"] += row["output_tokens"]
+            bucket["cache_read_tokens"] += row["cache_read_tokens"]
+            bucket["cache_write_tokens"] += row["cache_write_tokens"]
+            bucket["cost"] = EXACT.add(bucket["cost"], to_decimal(row["cost"]))
+        return sorted(buckets.values(), key=lambda b: (b["day"], b["model"]))
+
+
+def _log(row: Any) -> dict[str, Any]:
+    values = {column: row[column] for column in COLUMNS}
+    values["user_id"] = to_uuid(values["user_id"])
+    values["key_id"] = to_uuid(values["key_id"])
+    values["stream"] = bool(values["stream"])
+    values["cost"] = to_decimal(values["cost"])
+    values["created_at"] = to_datetime(values["created_at"])
+    return values

@@ -1,0 +1,198 @@
+"""The projections' tables, their positions, and the runner that keeps them current.
+
+Each projection records the notification id it has applied up to in ``proj_tracking``,
+in the same transaction as its rows. The runner locks those tracking rows, re-reads the
+positions under the lock, and applies only events beyond them: so an event is applied
+exactly once even if two runners ever overlap, or a rebuild swaps tables meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from ledger.database import Database, to_datetime
+from ledger.log import EventLog
+from projections.balances import Balances
+from projections.base import Projection, Target
+from projections.logs import RequestLogs
+from projections.usage import DailyUsage
+
+log = logging.getLogger(__name__)
+
+ALL: tuple[Projection, ...] = (Balances(), RequestLogs(), DailyUsage())
+
+
+def by_name(name: str) -> Projection:
+    for projection in ALL:
+        if projection.name == name:
+            return projection
+    raise KeyError(f"no projection named {name!r}; known: {', '.join(p.name for p in ALL)}")
+
+
+def live_tables(projection: Projection) -> dict[str, str]:
+    return {logical: logical for logical in projection.tables}
+
+
+def ensure_tables(db: Database, conn: Any, projections: Sequence[Projection] = ALL) -> None:
+    with db.transaction(conn) as cur:
+        if db.is_postgres:
+            cur.execute("SELECT pg_advisory_xact_lock(7202)")  # concurrent first starts
+        cur.execute("CREATE TABLE IF NOT EXISTS proj_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)")
+        for projection in projections:
+            projection.create(db, cur, live_tables(projection), "g0")
+            cur.execute(
+                db.sql("INSERT INTO proj_tracking (name, position) VALUES (%s, 0) ON CONFLICT (name) DO NOTHING"),
+                [projection.name],
+            )
+
+
+def lock_positions(db: Database, cur: Any, names: Sequence[str]) -> dict[str, int]:
+    cur.execute(
+        db.sql(
+            f"SELECT name, position FROM proj_tracking WHERE name IN ({db.in_list(len(names))}) "
+            "ORDER BY name FOR UPDATE"
+        ),
+        list(names),
+    )
+    return {row["name"]: int(row["position"]) for row in cur.fetchall()}
+
+
+def positions(db: Database, conn: Any) -> dict[str, int]:
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT name, position FROM proj_tracking")
+        return {row["name"]: int(row["position"]) for row in cur.fetchall()}
+    finally:
+        cur.close()
+
+
+@dataclass
+class Lag:
+    name: str
+    position: int
+    head: int
+    events: int
+    seconds: float
+
+
+class Runner:
+    """Applies new ledger events to every projection, in batches."""
+
+    def __init__(
+        self,
+        db: Database,
+        events: EventLog,
+        projections: Sequence[Projection] = ALL,
+        batch: int = 2000,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.events = events
+        self.projections = tuple(projections)
+        self.batch = batch
+        self.on_batch = on_batch
+        self._conn: Any = None
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self.db.connect()
+            ensure_tables(self.db, self._conn, self.projections)
+        return self._conn
+
+    def reset(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def step(self) -> int:
+        """Apply the next batch of events; the number of events read (0: caught up)."""
+        conn = self._connection()
+        start = min(positions(self.db, conn).get(p.name, 0) for p in self.projections)
+        batch = self.events.read(start, self.batch)
+        if not batch:
+            return 0
+        started = time.perf_counter()
+        with self.db.transaction(conn) as cur:
+            locked = lock_positions(self.db, cur, [p.name for p in self.projections])
+            for projection in self.projections:
+                position = locked.get(projection.name, 0)
+                todo = [item for item in batch if item[0] > position]
+                if not todo:
+                    continue
+                projection.apply(Target(self.db, cur, live_tables(projection)), todo)
+                cur.execute(
+                    self.db.sql("UPDATE proj_tracking SET position = %s WHERE name = %s"),
+                    [todo[-1][0], projection.name],
+                )
+        if self.on_batch is not None:
+            self.on_batch(len(batch), time.perf_counter() - started)
+        return len(batch)
+
+    def catch_up(self) -> int:
+        total = 0
+        while (count := self.step()) > 0:
+            total += count
+        return total
+
+    def run(self, stop: threading.Event, idle: float = 0.05) -> None:
+        """Follow the ledger until ``stop`` is set; survives database outages."""
+        waiter = _Waiter(self.db, self.events.channel)
+        while not stop.is_set():
+            try:
+                if self.step() == 0:
+                    waiter.wait(idle if self.events.channel is None else 0.5)
+            except Exception as exc:  # noqa: BLE001 - a runner must outlive outages
+                log.warning("projection runner: %s; retrying", exc)
+                self.reset()
+                waiter.reset()
+                stop.wait(1.0)
+        waiter.reset()
+        self.reset()
+
+    def lag(self) -> list[Lag]:
+        conn = self._connection()
+        head = self.events.head()
+        now = datetime.now(timezone.utc)
+        report = []
+        for name, position in sorted(positions(self.db, conn).items()):
+            seconds = 0.0
+            if position < head:
+                following = self.events.read(position, 1)
+                if following:
+                    seconds = max(0.0, (now - to_datetime(following[0][1].timestamp)).total_seconds())
+            report.append(Lag(name, position, head, max(0, head - position), seconds))
+        return report
+
+
+class _Waiter:
+    """Sleeps until new events may exist: LISTEN/NOTIFY on PostgreSQL, a short poll on SQLite."""
+
+    def __init__(self, db: Database, channel: str | None) -> None:
+        self.db = db
+        self.channel = channel
+        self._conn: Any = None
+
+    def wait(self, timeout: float) -> None:
+        if self.channel is None:
+            time.sleep(timeout)
+            return
+        if self._conn is None:
+            self._conn = self.db.connect()
+            self._conn.execute(f'LISTEN "{self.channel}"')
+        for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+            break
+
+    def reset(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
