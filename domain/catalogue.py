@@ -24,15 +24,35 @@ class Provider:
 
 
 @dataclass(frozen=True, slots=True)
-class Model:
-    """A model alias clients send, and the providers that serve it, in order of preference."""
+class Route:
+    """One provider serving a model, under its own name there, at its own price."""
 
-    id: str
     provider: str
     upstream_model: str
     price: Price
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A model alias clients send, and the routes that serve it, in order of preference."""
+
+    id: str
+    routes: tuple[Route, ...]
     max_output_tokens: int | None = None
-    fallbacks: tuple[tuple[str, str], ...] = ()  # (provider, upstream_model) to retry on
+
+    @property
+    def primary(self) -> Route:
+        return self.routes[0]
+
+    @property
+    def worst_price(self) -> Price:
+        """Each kind at its dearest route: what admission must assume before routing."""
+        return Price(
+            input=max(r.price.input for r in self.routes),
+            output=max(r.price.output for r in self.routes),
+            cache_read=max(r.price.cache_read for r in self.routes),
+            cache_write=max(r.price.cache_write for r in self.routes),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,9 @@ class Money:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Money is immutable")
 
+    def __reduce__(self) -> tuple[type[Money], tuple[str]]:
+        return (Money, (str(self.cents),))
+
     @classmethod
     def parse(cls, value: object, *, allow_zero: bool = True) -> Money:
         """Read an amount given by a user: non-negative, exact, never a float."""

@@ -117,6 +117,17 @@ class Queries:
         row = self._one(f"SELECT {_KEY} FROM ts_keys WHERE digest = %s", [digest])
         return None if row is None else _key(row)
 
+    def caller_by_digest(self, digest: str) -> dict[str, Any] | None:
+        """A key and the state of its owner: what authenticating a model call needs."""
+        row = self._one(
+            f"SELECT {', '.join('k.' + c.strip() for c in _KEY.split(','))}, u.status AS user_status "
+            "FROM ts_keys k JOIN ts_users u ON u.user_id = k.user_id WHERE k.digest = %s",
+            [digest],
+        )
+        if row is None:
+            return None
+        return {**_key(row), "user_status": row["user_status"]}
+
     def key_by_id(self, key_id: UUID) -> dict[str, Any] | None:
         row = self._one(f"SELECT {_KEY} FROM ts_keys WHERE key_id = %s", [key_id])
         return None if row is None else _key(row)

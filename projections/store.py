@@ -81,6 +81,22 @@ class Lag:
     seconds: float
 
 
+def lag_report(db: Database, conn: Any, events: EventLog) -> list[Lag]:
+    """How far each projection trails the ledger, in events and in seconds (the age of
+    the oldest event it has not applied)."""
+    head = events.head()
+    now = datetime.now(timezone.utc)
+    report = []
+    for name, position in sorted(positions(db, conn).items()):
+        seconds = 0.0
+        if position < head:
+            following = events.read(position, 1)
+            if following:
+                seconds = max(0.0, (now - to_datetime(following[0][1].timestamp)).total_seconds())
+        report.append(Lag(name, position, head, max(0, head - position), seconds))
+    return report
+
+
 class Runner:
     """Applies new ledger events to every projection, in batches."""
 
@@ -158,18 +174,7 @@ class Runner:
         self.reset()
 
     def lag(self) -> list[Lag]:
-        conn = self._connection()
-        head = self.events.head()
-        now = datetime.now(timezone.utc)
-        report = []
-        for name, position in sorted(positions(self.db, conn).items()):
-            seconds = 0.0
-            if position < head:
-                following = self.events.read(position, 1)
-                if following:
-                    seconds = max(0.0, (now - to_datetime(following[0][1].timestamp)).total_seconds())
-            report.append(Lag(name, position, head, max(0, head - position), seconds))
-        return report
+        return lag_report(self.db, self._connection(), self.events)
 
 
 class _Waiter:

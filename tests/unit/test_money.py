@@ -55,3 +55,9 @@ def test_is_immutable_and_compares_by_value() -> None:
     assert money < Money(2)
     assert money + Money("0.5") == Money(2)
     assert money - Money(2) == Money("-0.5")
+
+
+def test_survives_pickling_to_worker_processes() -> None:
+    import pickle
+
+    assert pickle.loads(pickle.dumps(Money("0.0315"))) == Money("0.0315")

@@ -1,0 +1,136 @@
+"""The Sanic application factory: ``create_app(settings)`` composes the app from small
+``setup_*`` steps. Nothing is opened at import time; every worker opens its own
+resources in ``before_server_start`` and closes them in ``after_server_stop``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+
+import aiohttp
+from sanic import HTTPResponse, Request, Sanic
+
+from edge import errors
+from edge.logs import configure as configure_logs
+from edge.relay import tokens
+from edge.relay.keys import KeyCache
+from edge.routes import accounts, admin, anthropic, openai, ops, plans, usage
+from edge.routes import tokens as token_routes
+from edge.security import LoginThrottle, Sessions, new_jwt_secret
+from edge.services import Services
+from edge.settings import Settings
+from ledger import Database, Ledger
+from ledger.secrets import get_or_create
+from projections import process as projection_process
+
+log = logging.getLogger("tokensea")
+
+
+def create_app(settings: Settings, name: str = "tokensea") -> Sanic:
+    app = Sanic(name, configure_logging=False)
+    app.ctx.settings = settings
+    setup_config(app, settings)
+    setup_errors(app)
+    setup_middleware(app, settings)
+    setup_routes(app)
+    setup_lifecycle(app)
+    return app
+
+
+def setup_config(app: Sanic, settings: Settings) -> None:
+    app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
+    app.config.REQUEST_TIMEOUT = 60
+    # Models may think for minutes before the first token; the relay has its own timeouts.
+    app.config.RESPONSE_TIMEOUT = int(settings.upstream.first_byte_timeout + settings.upstream.idle_timeout + 60)
+    app.config.KEEP_ALIVE_TIMEOUT = 75
+    app.config.ACCESS_LOG = False
+    app.config.PROXIES_COUNT = settings.server.proxies_count
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+
+
+def setup_errors(app: Sanic) -> None:
+    app.error_handler.add(Exception, errors.handle)
+
+
+def setup_middleware(app: Sanic, settings: Settings) -> None:
+    origins = set(settings.server.cors_origins)
+
+    async def assign_request_id(request: Request) -> HTTPResponse | None:
+        request.ctx.request_id = "req_" + uuid.uuid4().hex
+        if origins and request.method == "OPTIONS":
+            return HTTPResponse(status=204)
+        return None
+
+    app.register_middleware(assign_request_id, "request", priority=100)
+
+    @app.on_response
+    async def stamp(request: Request, response: HTTPResponse) -> None:
+        request_id = getattr(request.ctx, "request_id", None)
+        if request_id and "x-request-id" not in response.headers:
+            response.headers["x-request-id"] = request_id
+        origin = request.headers.get("origin")
+        if origin and ("*" in origins or origin in origins):
+            response.headers["access-control-allow-origin"] = origin
+            response.headers["access-control-allow-headers"] = "authorization, content-type, x-api-key, anthropic-version"
+            response.headers["access-control-allow-methods"] = "GET, POST, PATCH, PUT, DELETE, OPTIONS"
+            response.headers["vary"] = "origin"
+
+
+def setup_routes(app: Sanic) -> None:
+    for module in (accounts, token_routes, usage, plans, admin, openai, anthropic, ops):
+        app.blueprint(module.blueprint)
+
+
+def setup_lifecycle(app: Sanic) -> None:
+    @app.main_process_ready
+    async def start_projection_process(app: Sanic) -> None:
+        settings: Settings = app.ctx.settings
+        if settings.projections.run_with_serve:
+            app.manager.manage(
+                "TokenSeaProjections",
+                projection_process.run,
+                {
+                    "database_url": settings.database_url,
+                    "rebuild_cron": settings.projections.rebuild_cron,
+                    "configure_logs": configure_logs,
+                },
+            )
+
+    @app.before_server_start
+    async def open_services(app: Sanic) -> None:
+        configure_logs()  # each worker is a fresh (spawned) process
+        settings: Settings = app.ctx.settings
+        db = Database.from_url(settings.database_url)
+        ledger = await asyncio.to_thread(Ledger, db, serving=True)
+        secret = os.environ.get("TOKENSEA_JWT_SECRET", "")
+        if not secret:
+            secret, created = await asyncio.to_thread(get_or_create, db, "jwt", new_jwt_secret)
+            if created:
+                log.warning(
+                    "TOKENSEA_JWT_SECRET is not set: generated a signing secret and stored it in the database; "
+                    "set TOKENSEA_JWT_SECRET in production"
+                )
+        connector = aiohttp.TCPConnector(
+            limit=settings.upstream.max_connections, ttl_dns_cache=300, keepalive_timeout=60
+        )
+        http = aiohttp.ClientSession(connector=connector, trust_env=False)
+        app.ctx.services = Services(
+            settings=settings,
+            ledger=ledger,
+            sessions=Sessions(secret, settings.jwt_ttl_days),
+            throttle=LoginThrottle(settings.server.login_max_failures, settings.server.login_window_seconds),
+            http=http,
+            keys=KeyCache(ledger),
+        )
+        tokens.preload()
+
+    @app.after_server_stop
+    async def close_services(app: Sanic) -> None:
+        svc: Services | None = getattr(app.ctx, "services", None)
+        if svc is None:
+            return
+        await svc.drain()
+        await svc.http.close()
+        await asyncio.to_thread(svc.ledger.close)

@@ -1,0 +1,57 @@
+"""Small helpers shared by the JSON routes: read a body, answer, paginate."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel
+from sanic import HTTPResponse, Request
+
+from edge.errors import Problem
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_PAGE_SIZE = 100
+
+
+def read_json(request: Request) -> Any:
+    """The body as JSON, with decimal numbers kept exact (never through a float)."""
+    raw = request.body
+    if not raw:
+        raise Problem(400, "invalid_request", "a JSON body is required")
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise Problem(400, "invalid_request", "the body is not valid JSON") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def parse(request: Request, model: type[M]) -> M:
+    data = read_json(request)
+    if not isinstance(data, dict):
+        raise Problem(400, "invalid_request", "the body must be a JSON object")
+    return model.model_validate(data)
+
+
+def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
+    return HTTPResponse(orjson.dumps(data, default=str), status=status, headers=headers, content_type="application/json")
+
+
+def page(request: Request, default_size: int = 20) -> tuple[int, int]:
+    """``page`` (1-based) and ``pageSize`` (1..100) from the query string."""
+    try:
+        number = int(request.args.get("page", "1"))
+        size = int(request.args.get("pageSize", str(default_size)))
+    except ValueError:
+        raise Problem(400, "invalid_request", "page and pageSize must be integers") from None
+    if number < 1 or number > 1_000_000:
+        raise Problem(400, "invalid_request", "page must be between 1 and 1000000", param="page")
+    if size < 1 or size > MAX_PAGE_SIZE:
+        raise Problem(400, "invalid_request", f"pageSize must be between 1 and {MAX_PAGE_SIZE}", param="pageSize")
+    return number, size

@@ -1,0 +1,108 @@
+"""Anthropic client, Anthropic provider: the body and every event pass through.
+
+``message_start`` carries the prompt's usage, ``message_delta`` the (cumulative) output;
+``message_stop`` is the terminator and waits for the charge. ``anthropic-beta`` and
+``anthropic-version`` reach the provider as the client sent them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from domain.catalogue import Route
+from domain.usage import TokenUsage
+from edge.relay import usage as usage_of
+from edge.relay.protocol import Adapter, StreamProcessor
+from edge.relay.sse import Event, frame
+from edge.relay.upstream import ANTHROPIC_VERSION
+
+MESSAGE_STOP = frame(b'{"type":"message_stop"}', "message_stop")
+
+
+def answer_text(data: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for block in data.get("content") or ():
+        if not isinstance(block, dict):
+            continue
+        if isinstance(block.get("text"), str):
+            parts.append(block["text"])
+        elif isinstance(block.get("thinking"), str):
+            parts.append(block["thinking"])
+        elif block.get("type") == "tool_use":
+            parts.append(str(block.get("name") or ""))
+            parts.append(orjson.dumps(block.get("input") or {}).decode())
+    return "".join(parts)
+
+
+def error_frame(message: str, kind: str) -> bytes:
+    return frame(orjson.dumps({"type": "error", "error": {"type": kind, "message": message}}), "error")
+
+
+class AnthropicStream(StreamProcessor):
+    def __init__(self) -> None:
+        super().__init__()
+        self._prompt: dict[str, Any] = {}
+
+    def feed(self, event: Event) -> bytes:
+        kind = event.name
+        if kind == "ping":
+            return event.raw
+        try:
+            data = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            self.upstream_error = "the provider sent a malformed event"
+            return b""
+        if not isinstance(data, dict):
+            self.upstream_error = "the provider sent a malformed event"
+            return b""
+        kind = kind or data.get("type")
+        if kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            for key in ("text", "partial_json", "thinking"):
+                if isinstance(delta.get(key), str):
+                    self.delivered.add(delta[key])
+        elif kind == "message_start":
+            reported = (data.get("message") or {}).get("usage") or {}
+            self._prompt = {k: v for k, v in reported.items() if k != "output_tokens"}
+            self.prompt_usage = usage_of.from_anthropic(self._prompt)
+        elif kind == "message_delta":
+            reported = data.get("usage") or {}
+            self.usage = usage_of.from_anthropic({**self._prompt, **reported})
+        elif kind == "message_stop":
+            self.finished = True
+            return b""
+        elif kind == "error":
+            error = data.get("error")
+            self.upstream_error = str(error.get("message") if isinstance(error, dict) else error)[:500]
+            return b""
+        return event.raw
+
+    def closing(self) -> bytes:
+        return MESSAGE_STOP
+
+    def error(self, message: str, kind: str) -> bytes:
+        return error_frame(message, "api_error" if kind == "upstream_error" else kind)
+
+
+class AnthropicToAnthropic(Adapter):
+    operation = "messages"
+
+    def request(self, body: dict[str, Any], route: Route, stream: bool) -> bytes:
+        return orjson.dumps({**body, "model": route.upstream_model})
+
+    def response(self, raw: bytes, data: dict[str, Any], model: str) -> tuple[bytes, TokenUsage | None, str]:
+        reported = data.get("usage")
+        usage = usage_of.from_anthropic(reported) if isinstance(reported, dict) else None
+        return raw, usage, answer_text(data)
+
+    def stream(self, body: dict[str, Any], model: str) -> StreamProcessor:
+        return AnthropicStream()
+
+    def passthrough_headers(self, headers: Any) -> dict[str, str]:
+        sent = {"anthropic-version": headers.get("anthropic-version") or ANTHROPIC_VERSION}
+        beta = headers.getall("anthropic-beta", []) if hasattr(headers, "getall") else []
+        if beta:
+            sent["anthropic-beta"] = ",".join(beta)
+        return sent

@@ -1,0 +1,212 @@
+"""One model call, from the admitted request to the settled charge.
+
+The flow is the same for every pair of protocols; an ``Adapter`` supplies what
+differs. Failures before the answer starts try the model's next route once, then
+answer the client in its protocol and charge nothing. A stream forwards each event as
+soon as it is complete, holds back only its terminator until the charge is durable, and
+ends with the client protocol's error event when the provider breaks off. A client
+that disconnects cancels the provider call and is billed for what it was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from sanic import HTTPResponse, Request
+
+from domain.catalogue import Model, Route
+from domain.charges import RequestStatus, UsageSource
+from domain.usage import TokenUsage
+from edge.errors import Problem
+from edge.relay import prompts, tokens
+from edge.relay.meter import Meter
+from edge.relay.protocol import Adapter, StreamProcessor
+from edge.relay.sse import MalformedStream, Parser
+from edge.relay.upstream import UpstreamError, open_call
+from edge.services import Services
+from ledger import LedgerUnavailable
+
+log = logging.getLogger("tokensea.relay")
+
+MAX_ATTEMPTS = 2  # the primary route, then one retry on the next
+WITHHELD = "the billing ledger was unavailable, so the answer was withheld"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A route to try, the adapter for its protocol, and the body it will be sent."""
+
+    route: Route
+    adapter: Adapter
+    body: bytes
+
+
+def attempts(model: Model, body: dict[str, Any], stream: bool, adapter_for: Callable[[Route], Adapter]) -> list[Attempt]:
+    """Prepare each route's request up front: a body a provider cannot take is the
+    client's 400, found before anything is reserved."""
+    return [
+        Attempt(route, adapter, adapter.request(body, route, stream))
+        for route in model.routes[:MAX_ATTEMPTS]
+        for adapter in (adapter_for(route),)
+    ]
+
+
+@dataclass
+class Call:
+    svc: Services
+    request: Request
+    request_id: str
+    model: Model
+    body: dict[str, Any]
+    stream: bool
+    meter: Meter
+    attempts: list[Attempt]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"x-request-id": self.request_id}
+
+
+def _estimate(call: Call, prompt: TokenUsage | None, output_tokens: int) -> TokenUsage:
+    if prompt is None:
+        prompt = TokenUsage(input=tokens.count(prompts.prompt_text(call.body)))
+    return TokenUsage(input=prompt.input, cache_read=prompt.cache_read, cache_write=prompt.cache_write, output=output_tokens)
+
+
+async def run(call: Call) -> HTTPResponse | None:
+    route: Route | None = None
+    try:
+        route, adapter, upstream = await _open(call)
+        if call.stream:
+            await _stream(call, route, adapter, upstream)
+            return None
+        return await _whole(call, route, adapter, upstream)
+    except asyncio.CancelledError:
+        # The client went away before its answer started: nothing was delivered.
+        if not call.meter.settled:
+            call.meter.settle(route, TokenUsage(), RequestStatus.CLIENT_ABORTED, UsageSource.ESTIMATED, "the client disconnected")
+        raise
+    except BaseException:
+        # Whatever failed, the reservation must not outlive the request.
+        if not call.meter.settled:
+            call.meter.settle(route, TokenUsage(), RequestStatus.ERROR, UsageSource.ESTIMATED, "internal error")
+        raise
+
+
+async def _open(call: Call) -> tuple[Route, Adapter, aiohttp.ClientResponse]:
+    svc = call.svc
+    last: UpstreamError | None = None
+    for number, attempt in enumerate(call.attempts):
+        provider = svc.settings.catalogue.providers[attempt.route.provider]
+        try:
+            response = await open_call(
+                svc.http, svc.settings, provider, attempt.adapter.operation, attempt.body,
+                attempt.adapter.passthrough_headers(call.request.headers),
+            )
+            return attempt.route, attempt.adapter, response
+        except UpstreamError as exc:
+            last = exc
+            if not exc.retryable or number == len(call.attempts) - 1:
+                break
+            log.warning("request %s: %s; retrying on the next route", call.request_id, exc)
+    assert last is not None
+    call.meter.settle(call.attempts[0].route, TokenUsage(), RequestStatus.ERROR, UsageSource.UPSTREAM, last.message)
+    raise Problem(last.status, last.code, last.message)
+
+
+async def _whole(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.ClientResponse) -> HTTPResponse:
+    try:
+        raw = await upstream.read()
+        data = orjson.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        body, usage, text = adapter.response(raw, data, call.model.id)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        message = f"the provider's answer could not be read ({type(exc).__name__})"
+        call.meter.settle(route, TokenUsage(), RequestStatus.ERROR, UsageSource.UPSTREAM, message)
+        raise Problem(502, "upstream_error", message) from None
+    finally:
+        upstream.release()
+    source = UsageSource.UPSTREAM
+    if usage is None:
+        usage, source = _estimate(call, None, tokens.count(text)), UsageSource.ESTIMATED
+    recorded = call.meter.settle(
+        route, usage, RequestStatus.SUCCESS, source, if_unavailable=(TokenUsage(), RequestStatus.ERROR, WITHHELD)
+    )
+    try:
+        await asyncio.shield(recorded)
+    except LedgerUnavailable:
+        raise Problem(503, "ledger_unavailable", "the billing ledger is unavailable; try again shortly") from None
+    return HTTPResponse(body, content_type="application/json", headers=call.headers)
+
+
+async def _stream(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.ClientResponse) -> None:
+    response = await call.request.respond(
+        content_type="text/event-stream", headers={**call.headers, "cache-control": "no-cache"}
+    )
+    processor = adapter.stream(call.body, call.model.id)
+    problem = await _pump(call, route, upstream, processor, response)
+    usage, source = processor.usage, UsageSource.UPSTREAM
+    if usage is None or problem is not None:
+        estimated = _estimate(call, processor.prompt_usage, processor.delivered.flush())
+        usage, source = (usage, source) if usage is not None else (estimated, UsageSource.ESTIMATED)
+    if problem is None:
+        recorded = call.meter.settle(
+            route, usage, RequestStatus.SUCCESS, source, if_unavailable=(usage, RequestStatus.ERROR, WITHHELD)
+        )
+        try:
+            await asyncio.shield(recorded)
+            await response.send(processor.closing())
+        except LedgerUnavailable:
+            await response.send(processor.error(WITHHELD, "ledger_unavailable"))
+    else:
+        log.warning("request %s: stream broke off: %s", call.request_id, problem)
+        call.meter.settle(route, usage, RequestStatus.ERROR, source, problem)
+        await response.send(processor.error(problem, "upstream_error"))
+    await response.eof()
+
+
+async def _pump(
+    call: Call, route: Route, upstream: aiohttp.ClientResponse, processor: StreamProcessor, response: Any
+) -> str | None:
+    """Forward events until the provider's terminator; the reason it broke off, if it did."""
+    parser = Parser()
+    idle = call.svc.settings.upstream.idle_timeout
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(idle) as deadline:
+            while not processor.finished and processor.upstream_error is None:
+                deadline.reschedule(loop.time() + idle)
+                chunk = await upstream.content.readany()
+                if not chunk:
+                    break
+                out = b"".join([processor.feed(event) for event in parser.feed(chunk)])
+                if out:
+                    await response.send(out)
+    except asyncio.CancelledError:
+        upstream.close()  # stop the provider generating for nobody
+        usage = processor.usage or _estimate(call, processor.prompt_usage, processor.delivered.flush())
+        source = UsageSource.UPSTREAM if processor.usage else UsageSource.ESTIMATED
+        call.meter.settle(route, usage, RequestStatus.CLIENT_ABORTED, source, "the client disconnected")
+        raise
+    except TimeoutError:
+        return f"the provider sent nothing for {idle:g} s"
+    except (aiohttp.ClientError, ConnectionError):
+        return "the connection to the provider broke"
+    except MalformedStream as exc:
+        return f"the provider sent a malformed stream: {exc}"
+    finally:
+        if not processor.finished:
+            upstream.close()
+        upstream.release()
+    if processor.upstream_error is not None:
+        return f"the provider reported an error: {processor.upstream_error}"
+    if not processor.finished:
+        return "the provider ended the stream before it was complete"
+    return None

@@ -1,0 +1,157 @@
+"""Admission and settlement of one model call.
+
+``admit`` checks the caller may use the model, bounds the call's cost (the prompt's
+size plus ``max_tokens`` at the model's dearest prices, times the plan multiplier) and
+reserves that bound in the ledger. ``settle`` records the actual charge exactly once;
+it runs as a task the client's connection cannot cancel, so a client that disconnects
+mid-answer is still billed for what was delivered. If the ledger cannot take the
+charge, it keeps retrying in the background until it can (the hold stays reserved
+meanwhile; a process that dies first leaves it to recovery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from domain.catalogue import Model, Plan, Route, model_allowed
+from domain.charges import Charge, RequestFacts, RequestStatus, UsageSource
+from domain.money import Money
+from domain.pricing import worst_case_cost
+from domain.usage import TokenUsage
+from edge.errors import Problem
+from edge.relay.keys import Caller
+from edge.services import Services
+from ledger import Hold, LedgerUnavailable, commands
+
+log = logging.getLogger("tokensea.billing")
+
+RETRY_SECONDS = (0.2, 0.5, 1, 2, 5)
+
+
+def new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex
+
+
+@dataclass
+class Meter:
+    svc: Services
+    facts: RequestFacts
+    hold: Money
+    multiplier: Decimal
+    started: float = field(default_factory=time.perf_counter)
+    settled: bool = False
+
+    def charge(
+        self, route: Route | None, usage: TokenUsage, status: RequestStatus, source: UsageSource, error: str | None
+    ) -> Charge:
+        if route is None:  # nothing was routed: the primary route's terms, for the record
+            route = self.svc.settings.catalogue.models[self.facts.model].primary
+        facts = replace(self.facts, provider=route.provider)
+        charge = Charge.record(
+            facts, usage, route.price, self.multiplier,
+            reserved=self.hold,
+            latency_ms=int((time.perf_counter() - self.started) * 1000),
+            status=status,
+            usage_source=source,
+            error=error,
+        )
+        (event,) = charge.pending_events
+        if event.cost > self.hold:  # type: ignore[attr-defined]
+            log.warning(
+                "request %s cost %s cents, above its hold of %s: the upstream reported more than the bound",
+                self.facts.request_id, event.cost, self.hold,  # type: ignore[attr-defined]
+            )
+        return charge
+
+    def settle(
+        self,
+        route: Route | None,
+        usage: TokenUsage,
+        status: RequestStatus,
+        source: UsageSource,
+        error: str | None = None,
+        *,
+        if_unavailable: tuple[TokenUsage, RequestStatus, str] | None = None,
+    ) -> asyncio.Future[bool]:
+        """Record the charge in a task that no cancellation reaches.
+
+        The returned future tells whether the first attempt made it durable (True, or
+        False if the request had been charged already) or raises ``LedgerUnavailable``.
+        In that case the task keeps retrying, with ``if_unavailable`` as the charge if
+        given: the caller then withholds the answer, so the record says so.
+        """
+        self.settled = True
+        first: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        charge = self.charge(route, usage, status, source, error)
+        fallback = None if if_unavailable is None else self.charge(route, *if_unavailable[:2], source, if_unavailable[2])
+        self.svc.spawn(self._record(charge, fallback, first))
+        return first
+
+    async def _record(self, charge: Charge, fallback: Charge | None, first: asyncio.Future[bool]) -> None:
+        # A command keeps its event: resending it after an ambiguous failure is safe, the
+        # ledger sees a duplicate request id and records nothing twice.
+        command = commands.Settle.of(charge)
+        try:
+            recorded = bool(await self.svc.ledger.arun(command))
+        except LedgerUnavailable as exc:
+            if not first.done():
+                first.set_exception(exc)
+            first.exception()  # retrieved: an unawaited failure is not an error here
+        else:
+            if not first.done():
+                first.set_result(recorded)
+            return
+        log.warning("ledger unavailable while settling %s; retrying until it returns", self.facts.request_id)
+        if fallback is not None:
+            command = commands.Settle.of(fallback)
+        attempt = 0
+        while True:
+            await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
+            attempt += 1
+            try:
+                await self.svc.ledger.arun(command)
+                return
+            except LedgerUnavailable:
+                continue
+
+
+async def admit(
+    svc: Services,
+    caller: Caller,
+    model: Model,
+    *,
+    request_id: str,
+    endpoint: str,
+    stream: bool,
+    prompt_tokens_bound: int,
+    max_output_tokens: int,
+) -> Meter:
+    """Check access (403) and reserve the worst case (402); the meter settles the call."""
+    refusal = caller.refusal()
+    if refusal is not None:
+        raise refusal
+    catalogue = svc.settings.catalogue
+    plan: Plan | None = catalogue.plans.get(caller.plan_id) if caller.plan_id is not None else None
+    if not model_allowed(model.id, caller.models, plan):
+        raise Problem(403, "model_not_allowed", f"this API key may not use the model '{model.id}'")
+    multiplier = plan.price_multiplier if plan is not None else Decimal(1)
+    hold = worst_case_cost(prompt_tokens_bound, max_output_tokens, model.worst_price, multiplier)
+    facts = RequestFacts(
+        request_id=request_id,
+        user_id=caller.user_id,
+        key_id=caller.key_id,
+        key_name=caller.key_name,
+        model=model.id,
+        provider=model.primary.provider,
+        endpoint=endpoint,
+        stream=stream,
+        requested_at=datetime.now(timezone.utc),
+    )
+    await svc.ledger.aadmit(Hold(facts, hold, svc.ledger.instance_id))
+    return Meter(svc, facts, hold, multiplier)

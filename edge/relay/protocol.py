@@ -1,0 +1,59 @@
+"""What a pair of protocols (the client's, the provider's) must supply to the relay.
+
+An ``Adapter`` turns the client's request into the provider's, and the provider's
+answer into the client's; for streams it makes a ``StreamProcessor``, which consumes the
+provider's events one by one and returns the client's frames at once (nothing is held
+back but the stream's final terminator, which waits for the charge to be durable).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from domain.catalogue import Route
+from domain.usage import TokenUsage
+from edge.relay.sse import Event
+from edge.relay.tokens import Counter
+
+
+class StreamProcessor(ABC):
+    def __init__(self) -> None:
+        self.delivered = Counter()  # generated text the client has been sent
+        self.usage: TokenUsage | None = None  # final usage, once the provider reports it
+        self.prompt_usage: TokenUsage | None = None  # prompt-side usage known early (Anthropic)
+        self.finished = False  # the provider's terminator arrived
+        self.upstream_error: str | None = None  # the provider reported an error mid-stream
+
+    @abstractmethod
+    def feed(self, event: Event) -> bytes:
+        """Frames for the client now (possibly empty)."""
+
+    @abstractmethod
+    def closing(self) -> bytes:
+        """The client's terminator, sent once the charge is durable."""
+
+    @abstractmethod
+    def error(self, message: str, kind: str) -> bytes:
+        """An error event in the client's protocol, before closing the stream."""
+
+
+class Adapter(ABC):
+    #: the provider operation: ``chat`` or ``messages``
+    operation: str
+
+    @abstractmethod
+    def request(self, body: dict[str, Any], route: Route, stream: bool) -> bytes:
+        """The provider's request body."""
+
+    @abstractmethod
+    def response(self, raw: bytes, data: dict[str, Any], model: str) -> tuple[bytes, TokenUsage | None, str]:
+        """The client's body, the usage the provider reported (if any), and the answer's text."""
+
+    @abstractmethod
+    def stream(self, body: dict[str, Any], model: str) -> StreamProcessor:
+        """A processor for one streamed answer."""
+
+    def passthrough_headers(self, headers: Any) -> dict[str, str]:
+        """Client headers the provider should see (``anthropic-beta``)."""
+        return {}

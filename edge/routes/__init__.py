@@ -1,0 +1,1 @@
+"""One blueprint per module; ``edge.app`` registers them all."""

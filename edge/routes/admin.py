@@ -1,0 +1,107 @@
+"""Administration: list users, change their status or role, grant quota."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sanic import Blueprint, HTTPResponse, Request
+
+from domain.grants import GrantReason
+from domain.money import Money
+from domain.users import Role, Status
+from edge import views
+from edge.auth import current_admin, services
+from edge.errors import Problem
+from edge.http import page, parse, respond
+from ledger import NotFound, commands
+from projections.queries import ProjectionQueries
+
+blueprint = Blueprint("admin", url_prefix="/api/admin")
+
+
+class AdministerUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Status | None = None
+    role: Role | None = None
+
+
+class GrantBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: str | int | Decimal
+    reason: str = Field(default="", max_length=200)
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _exact(cls, value: Any) -> Any:
+        Money.parse(value, allow_zero=False)  # refuses floats, booleans, negatives, zero
+        return value
+
+
+def _user_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise Problem(404, "not_found", "no such user") from None
+
+
+async def _user_view(request: Request, user_id: UUID) -> dict[str, Any]:
+    def query(q: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        return q.user_by_id(user_id), ProjectionQueries(q.db, q.conn).user_balance(user_id)
+
+    row, balance = await services(request).ledger.aread(query)
+    if row is None:
+        raise Problem(404, "not_found", "no such user")
+    return views.user(row, balance)
+
+
+@blueprint.get("/users")
+async def list_users(request: Request) -> HTTPResponse:
+    await current_admin(request)
+    number, size = page(request)
+
+    def query(q: Any) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]]]:
+        rows, total = q.list_users((number - 1) * size, size)
+        projection = ProjectionQueries(q.db, q.conn)
+        return rows, total, [projection.user_balance(row["user_id"]) for row in rows]
+
+    rows, total, balances = await services(request).ledger.aread(query)
+    items = [views.user(row, balance) for row, balance in zip(rows, balances, strict=True)]
+    return respond({"items": items, "total": total, "page": number, "pageSize": size})
+
+
+@blueprint.patch("/users/<user_id:str>")
+async def administer(request: Request, user_id: str) -> HTTPResponse:
+    await current_admin(request)
+    body = parse(request, AdministerUser)
+    target = _user_id(user_id)
+    try:
+        await services(request).ledger.arun(commands.AdministerUser(target, body.status, body.role))
+    except NotFound:
+        raise Problem(404, "not_found", "no such user") from None
+    services(request).keys.forget_user(target)
+    return respond(await _user_view(request, target))
+
+
+@blueprint.post("/users/<user_id:str>/grants")
+async def grant(request: Request, user_id: str) -> HTTPResponse:
+    admin = await current_admin(request)
+    body = parse(request, GrantBody)
+    target = _user_id(user_id)
+    # An Idempotency-Key header makes a retried grant count once.
+    idempotency = request.headers.get("idempotency-key", "")[:200] or uuid.uuid4().hex
+    amount = Money.parse(body.amount, allow_zero=False)
+    try:
+        created = await services(request).ledger.arun(
+            commands.GrantQuota(target, amount, GrantReason.ADMIN, body.reason or f"granted by {admin['username']}",
+                                f"admin:{target}:{idempotency}")
+        )
+    except NotFound:
+        raise Problem(404, "not_found", "no such user") from None
+    return respond(
+        {"userId": str(target), "amount": str(amount), "reason": body.reason, "recorded": bool(created)},
+        status=201 if created else 200,
+    )

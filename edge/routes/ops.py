@@ -1,0 +1,42 @@
+"""Operations: liveness, readiness (database and projection lag)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sanic import Blueprint, HTTPResponse, Request
+
+from edge.auth import services
+from edge.http import respond
+from projections.store import lag_report
+
+blueprint = Blueprint("ops")
+
+
+@blueprint.get("/healthz")
+async def healthz(request: Request) -> HTTPResponse:
+    return respond({"status": "ok"})
+
+
+@blueprint.get("/readyz")
+async def readyz(request: Request) -> HTTPResponse:
+    svc = services(request)
+    limit = svc.settings.projections.max_lag_seconds
+    try:
+        lags = await asyncio.wait_for(
+            svc.ledger.aread(lambda q: lag_report(q.db, q.conn, svc.ledger.log)), timeout=5
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure here means "not ready"
+        return respond({"status": "unavailable", "database": "unreachable", "detail": type(exc).__name__}, status=503)
+    worst = max((lag.seconds for lag in lags), default=0.0)
+    body: dict[str, Any] = {
+        "status": "ok" if worst <= limit else "lagging",
+        "database": "ok",
+        "projections": [
+            {"name": lag.name, "position": lag.position, "head": lag.head, "eventsBehind": lag.events,
+             "secondsBehind": round(lag.seconds, 3)}
+            for lag in lags
+        ],
+    }
+    return respond(body, status=200 if worst <= limit else 503)

@@ -1,0 +1,101 @@
+"""The caller's request logs and usage statistics, from the projections."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sanic import Blueprint, HTTPResponse, Request
+
+from domain.money import EXACT, format_decimal
+from edge import views
+from edge.auth import current_user, services
+from edge.errors import Problem
+from edge.http import page, respond
+from projections.queries import LogFilter, ProjectionQueries
+
+blueprint = Blueprint("usage", url_prefix="/api/usage")
+
+PERIODS = {"24h": None, "7d": 7, "30d": 30}
+
+
+def _when(request: Request, name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00")) if "T" in raw else datetime.combine(
+            date.fromisoformat(raw), datetime.min.time()
+        )
+    except ValueError:
+        raise Problem(400, "invalid_request", f"{name} must be an ISO date or date-time", param=name) from None
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+@blueprint.get("/logs")
+async def logs(request: Request) -> HTTPResponse:
+    user = await current_user(request)
+    number, size = page(request)
+    key_id = None
+    if (raw := request.args.get("tokenId")) is not None:
+        try:
+            key_id = UUID(raw)
+        except ValueError:
+            raise Problem(400, "invalid_request", "tokenId must be a key id", param="tokenId") from None
+    model = request.args.get("model")
+    if model is not None and len(model) > 128:
+        raise Problem(400, "invalid_request", "model is too long", param="model")
+    where = LogFilter(user["user_id"], model=model, key_id=key_id, since=_when(request, "from"), until=_when(request, "to"))
+    rows, total = await services(request).ledger.aread(
+        lambda q: ProjectionQueries(q.db, q.conn).logs(where, (number - 1) * size, size)
+    )
+    return respond({"items": [views.log(r) for r in rows], "total": total, "page": number, "pageSize": size})
+
+
+def _breakdown(rows: list[dict[str, Any]], key: str, label: str) -> list[dict[str, Any]]:
+    totals: dict[str, list[Any]] = defaultdict(lambda: [0, 0, 0, 0, Decimal(0)])
+    for row in rows:
+        entry = totals[row[key]]
+        entry[0] += row["requests"]
+        entry[1] += row["failed"]
+        entry[2] += row["prompt_tokens"]
+        entry[3] += row["completion_tokens"]
+        entry[4] = EXACT.add(entry[4], row["cost"])
+    return [
+        {label: name, "requestCount": v[0], "failedCount": v[1], "promptTokens": v[2], "completionTokens": v[3],
+         "cost": format_decimal(v[4])}
+        for name, v in sorted(totals.items())
+    ]
+
+
+@blueprint.get("/stats")
+async def stats(request: Request) -> HTTPResponse:
+    user = await current_user(request)
+    period = request.args.get("period", "7d")
+    if period not in PERIODS:
+        raise Problem(400, "invalid_request", "period must be one of 24h, 7d, 30d", param="period")
+    now = datetime.now(timezone.utc)
+    days = PERIODS[period]
+
+    def query(q: Any) -> list[dict[str, Any]]:
+        views_ = ProjectionQueries(q.db, q.conn)
+        if days is None:
+            return views_.usage_since(user["user_id"], now - timedelta(hours=24))
+        return views_.daily_usage(user["user_id"], (now.date() - timedelta(days=days - 1)).isoformat())
+
+    rows = await services(request).ledger.aread(query)
+    total_cost = Decimal(0)
+    for row in rows:
+        total_cost = EXACT.add(total_cost, row["cost"])
+    return respond(
+        {
+            "period": period,
+            "totalRequests": sum(r["requests"] for r in rows),
+            "totalCost": format_decimal(total_cost),
+            "dailyBreakdown": _breakdown(rows, "day", "date"),
+            "modelBreakdown": _breakdown(rows, "model", "model"),
+        }
+    )

@@ -1,0 +1,141 @@
+"""Passwords, sessions (JWT), API keys and login throttling.
+
+- Passwords: bcrypt at cost 12 over a SHA-256 of the password (bcrypt reads only 72
+  bytes; the digest makes every byte count). Checks run off the event loop, and an
+  unknown username is checked against a dummy hash so timing does not reveal it.
+- Sessions: HS256 JWTs; the algorithm is pinned on decode, so ``alg: none`` and
+  every other algorithm are refused, and ``exp``/``iat``/``sub`` are required.
+- API keys: ``tsk-`` + 40 random alphanumerics (238 bits) from ``secrets``; only the
+  SHA-256 digest is stored, so a key is found by its digest (a preimage, not a prefix,
+  would be needed to probe it by timing).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import secrets
+import string
+import threading
+import time
+from collections import deque
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from uuid import UUID
+
+import bcrypt
+import jwt
+
+from edge.errors import Problem
+
+BCRYPT_COST = 12
+KEY_ALPHABET = string.ascii_letters + string.digits
+KEY_LENGTH = 40
+JWT_ALGORITHM = "HS256"
+
+
+def _prepared(password: str) -> bytes:
+    return base64.b64encode(hashlib.sha256(password.encode("utf-8")).digest())
+
+
+def hash_password(password: str) -> str:
+    return bcrypt.hashpw(_prepared(password), bcrypt.gensalt(BCRYPT_COST)).decode("ascii")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return bcrypt.hashpw(b"no such user", bcrypt.gensalt(BCRYPT_COST)).decode("ascii")
+
+
+def check_password(password: str, hashed: str | None) -> bool:
+    """Constant-time check; an unknown user (``hashed`` None) costs the same as a known one."""
+    try:
+        ok = bcrypt.checkpw(_prepared(password), (hashed or _dummy_hash()).encode("ascii"))
+    except ValueError:
+        return False
+    return ok and hashed is not None
+
+
+def new_api_key() -> str:
+    return "tsk-" + "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_LENGTH))
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def key_prefix(key: str) -> str:
+    return key[:8]
+
+
+def new_jwt_secret() -> str:
+    return secrets.token_urlsafe(48)
+
+
+class Sessions:
+    def __init__(self, secret: str, ttl_days: int) -> None:
+        self._secret = secret
+        self._ttl = timedelta(days=ttl_days)
+
+    def issue(self, user_id: UUID) -> tuple[str, datetime]:
+        now = datetime.now(timezone.utc)
+        expires = now + self._ttl
+        claims = {"sub": str(user_id), "iat": int(now.timestamp()), "exp": int(expires.timestamp()), "iss": "tokensea"}
+        return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM), expires
+
+    def verify(self, token: str) -> UUID:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[JWT_ALGORITHM],
+                issuer="tokensea",
+                options={"require": ["exp", "iat", "sub", "iss"]},
+            )
+            return UUID(str(claims["sub"]))
+        except jwt.ExpiredSignatureError:
+            raise Problem(401, "unauthorized", "the session has expired; log in again") from None
+        except (jwt.PyJWTError, ValueError):
+            raise Problem(401, "unauthorized", "invalid session token") from None
+
+
+class LoginThrottle:
+    """Failed logins per username and per client address, in a sliding window.
+
+    Per worker process: with N workers an attacker gets at most N× the allowance,
+    still a handful of guesses per window against bcrypt at cost 12.
+    """
+
+    def __init__(self, max_failures: int, window_seconds: float) -> None:
+        self._max = max_failures
+        self._window = window_seconds
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, subject: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(subject, deque())
+        while failures and failures[0] <= now - self._window:
+            failures.popleft()
+        return failures
+
+    def check(self, *subjects: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for subject in subjects:
+                failures = self._recent(subject, now)
+                if len(failures) >= self._max:
+                    retry = int(failures[0] + self._window - now) + 1
+                    raise Problem(429, "rate_limited", f"too many failed logins; try again in {retry} s")
+
+    def failed(self, *subjects: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for subject in subjects:
+                self._recent(subject, now).append(now)
+            if len(self._failures) > 100_000:  # bound memory under a spray of usernames
+                self._failures = {k: v for k, v in self._failures.items() if v}
+
+    def succeeded(self, subject: str) -> None:
+        with self._lock:
+            self._failures.pop(subject, None)

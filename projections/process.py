@@ -1,0 +1,47 @@
+"""The projection process: one per deployment, beside the HTTP workers (or on its own
+with ``tokensea projections run``). It follows the ledger and runs the scheduled
+rebuilds; nothing else in a deployment does either."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+from ledger import Database
+from ledger.log import EventLog
+from projections.scheduler import Scheduler
+from projections.store import Runner
+
+log = logging.getLogger("tokensea.projections")
+
+
+def run(database_url: str, rebuild_cron: str, configure_logs: Any = None, **_: Any) -> None:
+    """Run until SIGTERM/SIGINT; survives the database going away and coming back."""
+    if configure_logs is not None:
+        configure_logs()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    db = Database.from_url(database_url)
+    events = None
+    while events is None and not stop.is_set():
+        try:
+            events = EventLog(db)
+        except Exception as exc:  # noqa: BLE001 - wait for the database to appear
+            log.warning("projections: cannot open the ledger yet (%s); retrying", exc)
+            stop.wait(2.0)
+    if events is None:
+        return
+    scheduler = Scheduler(db, events, rebuild_cron)
+    scheduler.start()
+    log.info("projections: following the ledger; rebuilds at '%s' UTC", rebuild_cron)
+    started = time.monotonic()
+    try:
+        Runner(db, events).run(stop)
+    finally:
+        scheduler.shutdown()
+        events.close()
+        log.info("projections: stopped after %.0f s", time.monotonic() - started)
