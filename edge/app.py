@@ -120,7 +120,11 @@ def setup_lifecycle(app: Sanic) -> None:
             settings=settings,
             ledger=ledger,
             sessions=Sessions(secret, settings.jwt_ttl_days),
-            throttle=LoginThrottle(settings.server.login_max_failures, settings.server.login_window_seconds),
+            throttle=LoginThrottle(
+                settings.server.login_max_failures,
+                settings.server.login_max_failures_per_address,
+                settings.server.login_window_seconds,
+            ),
             http=http,
             keys=KeyCache(ledger),
         )

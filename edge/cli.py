@@ -7,6 +7,7 @@ Every command reads ``TOKENSEA_DATABASE_URL`` (default ``sqlite:///tokensea.db``
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import uuid
@@ -67,10 +68,11 @@ def create_user(args: argparse.Namespace) -> int:
     settings = _settings(args)
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else ""
     if len(password) < 6:
+        print("a password of at least 6 characters is required on stdin (--password-stdin)", file=sys.stderr)
         return 2
     ledger = _ledger(settings)
     try:
-        ledger.run(
+        user_id = ledger.run(
             commands.RegisterUser(
                 username=args.username,
                 password_hash=hash_password(password),
@@ -82,9 +84,11 @@ def create_user(args: argparse.Namespace) -> int:
             )
         )
     except Conflict:
+        print(f"user {args.username!r} already exists", file=sys.stderr)
         return 1
     finally:
         ledger.close()
+    print(json.dumps({"id": str(user_id), "username": args.username, "role": args.role}))
     return 0
 
 
@@ -99,13 +103,15 @@ def grant(args: argparse.Namespace) -> int:
     try:
         user = ledger.read(lambda q: q.user_by_username(args.username))
         if user is None:
+            print(f"no user named {args.username!r}", file=sys.stderr)
             return 1
         reference = f"admin:{user['user_id']}:{args.reference or uuid.uuid4().hex}"
-        ledger.run(
+        recorded = ledger.run(
             commands.GrantQuota(user["user_id"], amount, GrantReason.ADMIN, args.reason or "granted with the CLI", reference)
         )
     finally:
         ledger.close()
+    print(json.dumps({"username": args.username, "amount": str(amount), "recorded": bool(recorded)}))
     return 0
 
 
@@ -132,18 +138,22 @@ def projections_rebuild(args: argparse.Namespace) -> int:
     db = Database.from_url(settings.database_url)
     try:
         chosen = [by_name(args.name)] if args.name else list(ALL)
-    except KeyError:
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
         return 2
     events = EventLog(db)
     try:
         with exclusive(db) as mine:
             if not mine:
+                print("another process is rebuilding; try again later", file=sys.stderr)
                 return 1
             for projection in chosen:
                 started = time.perf_counter()
                 count = rebuild(db, events, projection, _progress(projection.name))
                 elapsed = time.perf_counter() - started
-                count / elapsed if elapsed else 0
+                rate = count / elapsed if elapsed else 0
+                print(json.dumps({"projection": projection.name, "events": count, "seconds": round(elapsed, 3),
+                                  "eventsPerSecond": round(rate)}))
     finally:
         events.close()
     return 0
@@ -159,8 +169,9 @@ def projections_status(args: argparse.Namespace) -> int:
     events = EventLog(db)
     runner = Runner(db, events)
     try:
-        for _lag in runner.lag():
-            pass
+        for lag in runner.lag():
+            print(json.dumps({"projection": lag.name, "position": lag.position, "head": lag.head,
+                              "eventsBehind": lag.events, "secondsBehind": round(lag.seconds, 3)}))
     finally:
         runner.reset()
         events.close()
@@ -179,10 +190,12 @@ def ledger_verify(args: argparse.Namespace) -> int:
         problems = verify(db, events, _progress("verify"))
     finally:
         events.close()
-    for _line in problems:
-        pass
+    for line in problems:
+        print(line)
     if problems:
+        print(f"ledger verify: {len(problems)} difference(s)", file=sys.stderr)
         return 1
+    print("ledger verify: every balance, log and breakdown agrees with the events", file=sys.stderr)
     return 0
 
 
@@ -247,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except SettingsError:
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

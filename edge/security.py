@@ -103,12 +103,13 @@ class Sessions:
 class LoginThrottle:
     """Failed logins per username and per client address, in a sliding window.
 
-    Per worker process: with N workers an attacker gets at most N× the allowance,
-    still a handful of guesses per window against bcrypt at cost 12.
+    An address gets a larger allowance than a username (many users can share one
+    address behind a NAT). Per worker process: with N workers an attacker gets at most
+    N× the allowance, still a handful of guesses per window against bcrypt at cost 12.
     """
 
-    def __init__(self, max_failures: int, window_seconds: float) -> None:
-        self._max = max_failures
+    def __init__(self, per_user: int, per_address: int, window_seconds: float) -> None:
+        self._limits = {"user": per_user, "addr": per_address}
         self._window = window_seconds
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
@@ -124,7 +125,7 @@ class LoginThrottle:
         with self._lock:
             for subject in subjects:
                 failures = self._recent(subject, now)
-                if len(failures) >= self._max:
+                if len(failures) >= self._limits[subject.partition(":")[0]]:
                     retry = int(failures[0] + self._window - now) + 1
                     raise Problem(429, "rate_limited", f"too many failed logins; try again in {retry} s")
 

@@ -86,6 +86,7 @@ class ServerConfig(_Strict):
     cors_origins: list[str] = []
     proxies_count: int = Field(default=0, ge=0)
     login_max_failures: int = Field(default=5, gt=0)
+    login_max_failures_per_address: int = Field(default=50, gt=0)
     login_window_seconds: int = Field(default=300, gt=0)
 
 

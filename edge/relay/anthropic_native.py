@@ -66,10 +66,12 @@ class AnthropicStream(StreamProcessor):
         elif kind == "message_start":
             reported = (data.get("message") or {}).get("usage") or {}
             self._prompt = {k: v for k, v in reported.items() if k != "output_tokens"}
-            self.prompt_usage = usage_of.from_anthropic(self._prompt)
+            if "input_tokens" in self._prompt:
+                self.prompt_usage = usage_of.from_anthropic(self._prompt)
         elif kind == "message_delta":
             reported = data.get("usage") or {}
-            self.usage = usage_of.from_anthropic({**self._prompt, **reported})
+            if "output_tokens" in reported and "input_tokens" in {**self._prompt, **reported}:
+                self.usage = usage_of.from_anthropic({**self._prompt, **reported})
         elif kind == "message_stop":
             self.finished = True
             return b""

@@ -107,7 +107,7 @@ async def _open(call: Call) -> tuple[Route, Adapter, aiohttp.ClientResponse]:
         try:
             response = await open_call(
                 svc.http, svc.settings, provider, attempt.adapter.operation, attempt.body,
-                attempt.adapter.passthrough_headers(call.request.headers),
+                attempt.adapter.passthrough_headers(call.request.headers), call.request_id,
             )
             return attempt.route, attempt.adapter, response
         except UpstreamError as exc:

@@ -44,8 +44,12 @@ def url(provider: Provider, operation: str) -> str:
     return f"{prefix}/messages/count_tokens" if operation == "count_tokens" else f"{prefix}/messages"
 
 
-def headers(provider: Provider, key: str, passthrough: dict[str, str] | None = None) -> dict[str, str]:
+def headers(
+    provider: Provider, key: str, passthrough: dict[str, str] | None = None, request_id: str | None = None
+) -> dict[str, str]:
     sent = {"content-type": "application/json"}
+    if request_id:
+        sent["x-tokensea-request-id"] = request_id  # lets operators match provider logs to the ledger
     if provider.protocol is Protocol.OPENAI:
         sent["authorization"] = f"Bearer {key}"
     else:
@@ -76,6 +80,7 @@ async def open_call(
     operation: str,
     body: bytes,
     passthrough: dict[str, str] | None = None,
+    request_id: str | None = None,
 ) -> aiohttp.ClientResponse:
     """Send the request and wait for the response's status line and headers."""
     key = settings.provider_keys.get(provider.name, "")
@@ -86,7 +91,7 @@ async def open_call(
         response = await session.post(
             url(provider, operation),
             data=body,
-            headers=headers(provider, key, passthrough),
+            headers=headers(provider, key, passthrough, request_id),
             timeout=aiohttp.ClientTimeout(
                 total=None,
                 connect=settings.upstream.connect_timeout,

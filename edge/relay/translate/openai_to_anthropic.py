@@ -246,7 +246,8 @@ class AnthropicToOpenAIStream(StreamProcessor):
             message = data.get("message") or {}
             self.chunk_id = f"chatcmpl-{str(message.get('id', '')).removeprefix('msg_')}"
             self._prompt = {k: v for k, v in (message.get("usage") or {}).items() if k != "output_tokens"}
-            self.prompt_usage = usage_of.from_anthropic(self._prompt)
+            if "input_tokens" in self._prompt:
+                self.prompt_usage = usage_of.from_anthropic(self._prompt)
             return self._chunk({"role": "assistant", "content": ""})
         if kind == "content_block_start":
             block = data.get("content_block") or {}
@@ -273,7 +274,9 @@ class AnthropicToOpenAIStream(StreamProcessor):
                 return self._chunk({"reasoning_content": delta.get("thinking", "")})
             return b""
         if kind == "message_delta":
-            self.usage = usage_of.from_anthropic({**self._prompt, **(data.get("usage") or {})})
+            reported = {**self._prompt, **(data.get("usage") or {})}
+            if "output_tokens" in reported and "input_tokens" in reported:
+                self.usage = usage_of.from_anthropic(reported)
             reason = (data.get("delta") or {}).get("stop_reason")
             return self._chunk({}, STOP_TO_OPENAI.get(str(reason), "stop"))
         if kind == "message_stop":

@@ -1,0 +1,227 @@
+"""Running the real gateway for end-to-end tests: ``tokensea serve`` in a subprocess on
+a free port, against a fake upstream, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.fakes.upstream import FakeUpstream
+
+OPENAI_KEY = "sk-test-openai-0123456789abcdef"
+ANTHROPIC_KEY = "sk-ant-test-0123456789abcdef"
+JWT_SECRET = "test-secret-" + "x" * 60
+ADMIN_PASSWORD = "admin-password"
+
+# Prices chosen so that exact sums are easy to check by hand (cents per million tokens).
+CONFIG = """
+signup_quota = "0"
+invite_reward = "100"
+jwt_ttl_days = 7
+
+[[providers]]
+name = "openai"
+protocol = "openai"
+base_url = "{fake}/openai/v1"
+api_key_env = "TS_TEST_OPENAI_KEY"
+
+[[providers]]
+name = "anthropic"
+protocol = "anthropic"
+base_url = "{fake}/anthropic"
+api_key_env = "TS_TEST_ANTHROPIC_KEY"
+
+[[providers]]
+name = "backup"
+protocol = "openai"
+base_url = "{fake}/backup/v1"
+api_key_env = "TS_TEST_OPENAI_KEY"
+
+[[models]]
+id = "gpt-test"
+provider = "openai"
+upstream_model = "gpt-upstream"
+input = "100"
+output = "300"
+cache_read = "10"
+cache_write = "125"
+
+[[models]]
+id = "claude-test"
+provider = "anthropic"
+upstream_model = "claude-upstream"
+input = "300"
+output = "1500"
+cache_read = "30"
+cache_write = "375"
+
+[[models]]
+id = "gpt-fallback"
+provider = "openai"
+upstream_model = "gpt-upstream"
+input = "100"
+output = "300"
+
+[[models]]
+id = "gpt-fallback"
+provider = "backup"
+upstream_model = "gpt-backup"
+input = "100"
+output = "300"
+
+[[plans]]
+id = 1
+name = "Starter"
+models = ["gpt-test", "claude-test"]
+price_multiplier = "0.5"
+
+[server]
+login_max_failures = 3
+{extra}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@dataclass
+class Gateway:
+    url: str
+    database_url: str
+    fake: FakeUpstream
+    directory: Path
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log_path: Path
+    _admin: str | None = field(default=None, repr=False)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "edge.cli", "--config", str(self.directory / "tokensea.toml"), *args],
+            input=stdin, capture_output=True, text=True, env=self.env, timeout=120, check=False,
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    # -- accounts ---------------------------------------------------------------------
+
+    def register(self, username: str, password: str = "password1", **extra: Any) -> tuple[str, dict[str, Any]]:
+        with self.client() as http:
+            answer = http.post("/api/auth/register", json={"username": username, "password": password, **extra})
+        assert answer.status_code == 201, answer.text
+        return answer.json()["token"], answer.json()["user"]
+
+    @property
+    def admin(self) -> str:
+        if self._admin is None:
+            made = self.cli("admin", "create-user", "root", "--password-stdin", "--role", "admin", stdin=ADMIN_PASSWORD + "\n")
+            assert made.returncode in (0, 1), made.stderr
+            with self.client() as http:
+                answer = http.post("/api/auth/login", json={"username": "root", "password": ADMIN_PASSWORD})
+            assert answer.status_code == 200, answer.text
+            self._admin = answer.json()["token"]
+        return self._admin
+
+    def grant(self, user_id: str, cents: str | int) -> None:
+        with self.client(self.admin) as http:
+            answer = http.post(f"/api/admin/users/{user_id}/grants", json={"amount": str(cents), "reason": "test"})
+        assert answer.status_code == 201, answer.text
+
+    def key(self, token: str, **fields: Any) -> tuple[str, dict[str, Any]]:
+        with self.client(token) as http:
+            answer = http.post("/api/tokens", json={"name": fields.pop("name", "key"), **fields})
+        assert answer.status_code == 201, answer.text
+        return answer.json()["key"], answer.json()["apiKey"]
+
+    def me(self, token: str) -> dict[str, Any]:
+        with self.client(token) as http:
+            answer = http.get("/api/user/self")
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    def funded(self, name: str, cents: str | int = "1000", **key_fields: Any) -> tuple[str, str, dict[str, Any]]:
+        """A user with ``cents`` of quota (visible to model calls) and a key: (session, key, user)."""
+        token, user = self.register(name)
+        self.grant(user["id"], cents)
+        wait_until(lambda: Decimal(self.me(token)["quota"]) >= Decimal(str(cents)))
+        key, _ = self.key(token, **key_fields)
+        return token, key, user
+
+    def settled(self, token: str, requests: int) -> dict[str, Any]:
+        """The user's profile once the projections show ``requests`` requests."""
+        return dict(wait_until(lambda: (me := self.me(token))["requestCount"] >= requests and me))
+
+
+def start(database_url: str, fake: FakeUpstream, directory: Path, *, workers: int = 1, extra: str = "",
+          env: dict[str, str] | None = None) -> Gateway:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "tokensea.toml").write_text(CONFIG.format(fake=fake.url, extra=extra))
+    port = free_port()
+    environment = {
+        **os.environ,
+        "TOKENSEA_DATABASE_URL": database_url,
+        "TS_TEST_OPENAI_KEY": OPENAI_KEY,
+        "TS_TEST_ANTHROPIC_KEY": ANTHROPIC_KEY,
+        "TOKENSEA_JWT_SECRET": JWT_SECRET,
+        **(env or {}),
+    }
+    environment.pop("TOKENSEA_CONFIG", None)
+    log_path = directory / f"gateway-{port}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "--config", str(directory / "tokensea.toml"), "serve",
+         "--port", str(port), "--workers", str(workers)],
+        stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=environment, cwd=directory,
+    )
+    gateway = Gateway(f"http://127.0.0.1:{port}", database_url, fake, directory, process, environment, log_path)
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the gateway exited:\n{gateway.logs()[-4000:]}")
+        try:
+            return httpx.get(f"{gateway.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=60, interval=0.2)
+    return gateway
