@@ -186,9 +186,14 @@ async def _pump(
                 chunk = await upstream.content.readany()
                 if not chunk:
                     break
-                out = b"".join([processor.feed(event) for event in parser.feed(chunk)])
-                if out:
-                    await response.send(out)
+                out = []
+                for event in parser.feed(chunk):
+                    if processor.finished or processor.upstream_error is not None:
+                        break  # nothing after the end or an error counts, or is sent
+                    out.append(processor.feed(event))
+                data = b"".join(out)
+                if data:
+                    await response.send(data)
     except asyncio.CancelledError:
         upstream.close()  # stop the provider generating for nobody
         usage = processor.usage or _estimate(call, processor.prompt_usage, processor.delivered.flush())

@@ -80,6 +80,7 @@ class Record:
     body: dict[str, Any]
     usage: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
+    aborted: bool = False  # the gateway hung up before the answer was complete
 
 
 class FakeUpstream:
@@ -181,12 +182,23 @@ class FakeUpstream:
         if plan.has("delay"):
             await asyncio.sleep(plan.number("delay") / 1000)
 
+    async def _guarded(self, record: Record, answer: Any) -> web.StreamResponse:
+        """Run a streamed answer, noting if the gateway hangs up midway."""
+        try:
+            return await answer
+        except (ConnectionResetError, asyncio.CancelledError):
+            record.aborted = True
+            raise
+
     # -- OpenAI ----------------------------------------------------------------------------
 
     async def openai(self, request: web.Request) -> web.StreamResponse:
         record, plan, failure = await self._begin(request)
         if failure is not None:
             return failure
+        return await self._guarded(record, self._openai(request, record, plan))
+
+    async def _openai(self, request: web.Request, record: Record, plan: Plan) -> web.StreamResponse:
         body = record.body
         cached = int(plan.number("cache"))
         written = int(plan.number("cachewrite"))
@@ -278,6 +290,9 @@ class FakeUpstream:
         record, plan, failure = await self._begin(request)
         if failure is not None:
             return failure
+        return await self._guarded(record, self._anthropic(request, record, plan))
+
+    async def _anthropic(self, request: web.Request, record: Record, plan: Plan) -> web.StreamResponse:
         body = record.body
         usage = {
             "input_tokens": plan.prompt_tokens,
