@@ -147,13 +147,12 @@ def projections_rebuild(args: argparse.Namespace) -> int:
             if not mine:
                 print("another process is rebuilding; try again later", file=sys.stderr)
                 return 1
-            for projection in chosen:
-                started = time.perf_counter()
-                count = rebuild(db, events, projection, _progress(projection.name))
-                elapsed = time.perf_counter() - started
-                rate = count / elapsed if elapsed else 0
-                print(json.dumps({"projection": projection.name, "events": count, "seconds": round(elapsed, 3),
-                                  "eventsPerSecond": round(rate)}))
+            started = time.perf_counter()
+            count = rebuild(db, events, chosen, _progress("rebuild"))
+            elapsed = time.perf_counter() - started
+            rate = count / elapsed if elapsed else 0
+            print(json.dumps({"projections": [p.name for p in chosen], "events": count,
+                              "seconds": round(elapsed, 3), "eventsPerSecond": round(rate)}))
     finally:
         events.close()
     return 0

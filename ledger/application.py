@@ -64,13 +64,31 @@ def _tag(value: Any) -> Any:
 
 
 def _untag(value: Any) -> Any:
-    if type(value) is dict:
+    kind = type(value)
+    if kind is dict:
         if "_type_" in value and "_data_" in value and len(value) == 2:
             return _DECODERS[value["_type_"]](_untag(value["_data_"]))
         return {key: _untag(item) for key, item in value.items()}
-    if type(value) is list:
+    if kind is list:
         return [_untag(item) for item in value]
     return value
+
+
+_SCALARS = (str, int, bool, float, type(None))
+
+
+def _untag_state(state: dict[str, Any]) -> dict[str, Any]:
+    """An event's state is a flat dict: decode it in one pass, recursing only when needed."""
+    decoded = {}
+    for key, value in state.items():
+        if type(value) in _SCALARS:
+            decoded[key] = value
+        elif type(value) is dict and len(value) == 2 and "_type_" in value:
+            data = value["_data_"]
+            decoded[key] = _DECODERS[value["_type_"]](data if type(data) is str else _untag(data))
+        else:
+            decoded[key] = _untag(value)
+    return decoded
 
 
 class LedgerTranscoder(Transcoder):
@@ -78,7 +96,8 @@ class LedgerTranscoder(Transcoder):
         return orjson.dumps(_tag(obj))
 
     def decode(self, data: bytes) -> Any:
-        return _untag(orjson.loads(data))
+        state = orjson.loads(data)
+        return _untag_state(state) if type(state) is dict else _untag(state)
 
 
 class LedgerApplication(Application[UUID]):

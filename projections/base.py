@@ -28,6 +28,7 @@ class Target:
     db: Database
     cur: Any
     tables: dict[str, str]
+    fresh: bool = False  # the tables are new and only this writer fills them (a rebuild)
 
     def __getitem__(self, logical: str) -> str:
         return self.tables[logical]
@@ -38,6 +39,20 @@ class Target:
     def select(self, statement: str, params: Sequence[Any]) -> list[Any]:
         self.cur.execute(self.db.sql(statement), list(params))
         return list(self.cur.fetchall())
+
+    def copy(self, table: str, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]) -> None:
+        """Bulk-load rows: a binary COPY on PostgreSQL, ``executemany`` on SQLite.
+
+        ``columns`` are (name, PostgreSQL type) pairs: binary COPY needs the types.
+        """
+        names = ", ".join(name for name, _ in columns)
+        if not self.db.is_postgres:
+            self.executemany(f"INSERT INTO {table} ({names}) VALUES ({self.db.in_list(len(columns))})", rows)
+            return
+        with self.cur.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([kind for _, kind in columns])
+            for row in rows:
+                copy.write_row(row)
 
     def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
         batch = list(rows)

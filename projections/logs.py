@@ -9,11 +9,13 @@ from domain.charges import Charge
 from ledger.database import to_datetime
 from projections.base import Projection, Target
 
-COLUMNS = (
-    "request_id", "position", "user_id", "key_id", "key_name", "model", "provider", "endpoint", "stream",
-    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "latency_ms",
-    "status", "usage_source", "created_at",
+TYPED_COLUMNS = (
+    ("request_id", "text"), ("position", "int8"), ("user_id", "uuid"), ("key_id", "uuid"), ("key_name", "text"),
+    ("model", "text"), ("provider", "text"), ("endpoint", "text"), ("stream", "bool"), ("input_tokens", "int4"),
+    ("output_tokens", "int4"), ("cache_read_tokens", "int4"), ("cache_write_tokens", "int4"), ("cost", "numeric"),
+    ("latency_ms", "int4"), ("status", "text"), ("usage_source", "text"), ("created_at", "timestamptz"),
 )
+COLUMNS = tuple(name for name, _ in TYPED_COLUMNS)
 
 
 class RequestLogs(Projection):
@@ -40,6 +42,9 @@ class RequestLogs(Projection):
             for position, e in events
             if isinstance(e, Charge.TokensConsumed)
         ]
+        if target.fresh:  # a rebuild's new table: nothing to conflict with, load in bulk
+            target.copy(target["proj_request_logs"], TYPED_COLUMNS, rows)
+            return
         placeholders = ", ".join(["%s"] * len(COLUMNS))
         target.executemany(
             f"INSERT INTO {target['proj_request_logs']} ({', '.join(COLUMNS)}) VALUES ({placeholders}) "

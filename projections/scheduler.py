@@ -57,9 +57,8 @@ def rebuild_all(db: Database, events: EventLog) -> None:
         if not mine:
             log.info("scheduled rebuild skipped: another process is rebuilding")
             return
-        for projection in ALL:
-            count = rebuild(db, events, projection)
-            log.info("rebuilt %s from %d events", projection.name, count)
+        count = rebuild(db, events, ALL)
+        log.info("rebuilt every projection from %d events", count)
 
 
 class Scheduler:

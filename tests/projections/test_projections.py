@@ -101,8 +101,8 @@ def test_a_rebuild_swaps_in_identical_tables_while_queries_run(ledger: Ledger) -
     reader = threading.Thread(target=keep_querying)
     reader.start()
     try:
-        for projection in ALL:
-            assert rebuild(ledger.db, ledger.log, projection) > 0
+        assert rebuild(ledger.db, ledger.log, [ALL[0]]) > 0  # one alone
+        assert rebuild(ledger.db, ledger.log, ALL[1:]) > 0  # the others in one pass
         # events after the rebuild land in the swapped-in tables, exactly once
         ledger.settle(charge("late", alice, _traffic_key(ledger, alice), tokens=100))
         runner.catch_up()

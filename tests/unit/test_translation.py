@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -72,7 +73,7 @@ def test_an_openai_request_survives_a_trip_through_anthropic(messages: list[dict
     there = o2a.translate_request(body, ROUTE, stream)
     assert there["max_tokens"] == 100 and there["stop_sequences"] == ["END"]
     roles = [m["role"] for m in there["messages"]]
-    assert roles[0] == "user" and all(a != b for a, b in zip(roles, roles[1:], strict=False))  # turns alternate
+    assert roles[0] == "user" and all(a != b for a, b in itertools.pairwise(roles))  # turns alternate
     for turn in there["messages"]:
         kinds = [block["type"] for block in turn["content"]]
         assert kinds == sorted(kinds, key=lambda kind: kind != "tool_result")  # results lead their turn
