@@ -141,3 +141,16 @@ def test_verify_compares_a_lagging_projection_with_its_own_position(ledger: Ledg
     assert verify(ledger.db, ledger.log) == []
     with pytest.raises(KeyError):
         by_name("nope")
+
+
+def test_only_one_process_rebuilds_at_a_time(database_url: str) -> None:
+    from projections.scheduler import exclusive
+
+    db = Database.from_url(database_url)
+    Ledger(db).close()  # creates the schema
+    with exclusive(db) as first:
+        assert first
+        with exclusive(db) as second:
+            assert not second
+    with exclusive(db) as again:
+        assert again

@@ -195,3 +195,42 @@ def test_sse_parsing_does_not_depend_on_how_bytes_arrive(payloads: list[bytes], 
     for start in range(0, len(stream), cut):
         pieces += [(e.name, e.data) for e in parser.feed(stream[start:start + cut])]
     assert pieces == whole and len(whole) == len(payloads)
+
+
+def test_images_map_both_ways() -> None:
+    body = {"model": "x", "max_tokens": 10, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg", "detail": "high"}},
+    ]}]}
+    there = o2a.translate_request(body, ROUTE, False)
+    assert there["messages"][0]["content"][1:] == [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+    ]
+    back = a2o.translate_request({**there, "model": "x"}, ROUTE, False)
+    assert [part.get("image_url", {}).get("url") for part in back["messages"][0]["content"][1:]] == [
+        "data:image/png;base64,iVBORw0KGgo=", "https://example.com/cat.jpg"]
+
+
+def test_untranslatable_requests_are_refused_with_a_reason() -> None:
+    import pytest
+
+    from edge.errors import Problem
+
+    bad = [
+        {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]},
+        {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}},
+        {"messages": [{"role": "function", "content": "x"}]},
+    ]
+    for extra in bad:
+        with pytest.raises(Problem) as refused:
+            o2a.translate_request({"model": "x", "max_tokens": 5, **extra}, ROUTE, False)
+        assert refused.value.status == 400 and refused.value.message
+    with pytest.raises(Problem):
+        a2o.translate_request({"model": "x", "max_tokens": 5, "stop_sequences": list("abcde"),
+                               "messages": [{"role": "user", "content": "hi"}]}, ROUTE, False)
+    with pytest.raises(Problem):
+        a2o.translate_request({"model": "x", "max_tokens": 5, "messages": [{"role": "user", "content": [
+            {"type": "document", "source": {}}]}]}, ROUTE, False)
