@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import uuid
 
 import aiohttp
 from sanic import HTTPResponse, Request, Sanic
 
-from edge import errors
+from edge import errors, metrics
 from edge.logs import configure as configure_logs
 from edge.relay import tokens
 from edge.relay.keys import KeyCache
@@ -30,6 +31,7 @@ log = logging.getLogger("tokensea")
 
 def create_app(settings: Settings, name: str = "tokensea") -> Sanic:
     app = Sanic(name, configure_logging=False)
+    app.config.AUTO_EXTEND = False  # never pull in sanic-ext, even when it is installed
     app.ctx.settings = settings
     setup_config(app, settings)
     setup_errors(app)
@@ -59,6 +61,7 @@ def setup_middleware(app: Sanic, settings: Settings) -> None:
 
     async def assign_request_id(request: Request) -> HTTPResponse | None:
         request.ctx.request_id = "req_" + uuid.uuid4().hex
+        request.ctx.started = time.perf_counter()
         if origins and request.method == "OPTIONS":
             return HTTPResponse(status=204)
         return None
@@ -70,6 +73,8 @@ def setup_middleware(app: Sanic, settings: Settings) -> None:
         request_id = getattr(request.ctx, "request_id", None)
         if request_id and "x-request-id" not in response.headers:
             response.headers["x-request-id"] = request_id
+        if not getattr(request.ctx, "streaming", False):  # a stream is recorded when it ends
+            metrics.observe(request, response.status)
         origin = request.headers.get("origin")
         if origin and ("*" in origins or origin in origins):
             response.headers["access-control-allow-origin"] = origin
@@ -95,6 +100,7 @@ def setup_lifecycle(app: Sanic) -> None:
                     "database_url": settings.database_url,
                     "rebuild_cron": settings.projections.rebuild_cron,
                     "configure_logs": configure_logs,
+                    "report_lag": metrics.record_lag,
                 },
             )
 
@@ -103,7 +109,7 @@ def setup_lifecycle(app: Sanic) -> None:
         configure_logs()  # each worker is a fresh (spawned) process
         settings: Settings = app.ctx.settings
         db = Database.from_url(settings.database_url)
-        ledger = await asyncio.to_thread(Ledger, db, serving=True)
+        ledger = await asyncio.to_thread(Ledger, db, serving=True, on_batch=metrics.record_batch)
         secret = os.environ.get("TOKENSEA_JWT_SECRET", "")
         if not secret:
             secret, created = await asyncio.to_thread(get_or_create, db, "jwt", new_jwt_secret)

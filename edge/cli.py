@@ -39,6 +39,10 @@ def _progress(label: str) -> Callable[[int, int], None]:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from edge.metrics import prepare_multiprocess
+
+    prepare_multiprocess()  # before anything imports prometheus_client's value classes
+
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 

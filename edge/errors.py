@@ -165,11 +165,25 @@ def render(problem: Problem, shape: Shape, headers: dict[str, str] | None = None
     )
 
 
+def _allowed(request: Request) -> str:
+    """The methods the router has for this path (its own error omits them for dynamic paths)."""
+    methods = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        try:
+            request.app.router.get(request.path, method, request.headers.get("host"))
+        except sanic_errors.SanicException:
+            continue
+        methods.append(method)
+    return ", ".join(methods)
+
+
 async def handle(request: Request, exc: Exception) -> HTTPResponse:
     problem = to_problem(exc)
     if problem.status >= 500 and not isinstance(exc, Problem | LedgerUnavailable):
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-    headers = {}
+    headers: dict[str, str] = {}
+    if isinstance(exc, sanic_errors.MethodNotAllowed):
+        headers["allow"] = _allowed(request)  # RFC 9110 requires it
     request_id = getattr(request.ctx, "request_id", None) if hasattr(request, "ctx") else None
     if request_id:
         headers["x-request-id"] = request_id

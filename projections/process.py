@@ -8,17 +8,35 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ledger import Database
 from ledger.log import EventLog
 from projections.scheduler import Scheduler
-from projections.store import Runner
+from projections.store import Runner, lag_report
 
 log = logging.getLogger("tokensea.projections")
 
 
-def run(database_url: str, rebuild_cron: str, configure_logs: Any = None, **_: Any) -> None:
+def _report_lag(db: Database, events: EventLog, report: Callable[[str, float], None], stop: threading.Event) -> None:
+    conn = None
+    while not stop.wait(2.0):
+        try:
+            conn = conn or db.connect()
+            for lag in lag_report(db, conn, events):
+                report(lag.name, lag.seconds)
+        except Exception:  # noqa: BLE001 - a lost connection is reopened next time
+            conn = None
+
+
+def run(
+    database_url: str,
+    rebuild_cron: str,
+    configure_logs: Callable[[], None] | None = None,
+    report_lag: Callable[[str, float], None] | None = None,
+    **_: Any,
+) -> None:
     """Run until SIGTERM/SIGINT; survives the database going away and coming back."""
     if configure_logs is not None:
         configure_logs()
@@ -37,6 +55,8 @@ def run(database_url: str, rebuild_cron: str, configure_logs: Any = None, **_: A
         return
     scheduler = Scheduler(db, events, rebuild_cron)
     scheduler.start()
+    if report_lag is not None:
+        threading.Thread(target=_report_lag, args=(db, events, report_lag, stop), daemon=True).start()
     log.info("projections: following the ledger; rebuilds at '%s' UTC", rebuild_cron)
     started = time.monotonic()
     try:

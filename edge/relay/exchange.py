@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from sanic import HTTPResponse, Request
 from domain.catalogue import Model, Route
 from domain.charges import RequestStatus, UsageSource
 from domain.usage import TokenUsage
+from edge import metrics
 from edge.errors import Problem
 from edge.relay import prompts, tokens
 from edge.relay.meter import Meter
@@ -67,6 +69,10 @@ class Call:
     stream: bool
     meter: Meter
     attempts: list[Attempt]
+    upstream_started: float = 0.0
+
+    def upstream_done(self, route: Route) -> None:
+        metrics.UPSTREAM_SECONDS.labels(route.provider).observe(time.perf_counter() - self.upstream_started)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -104,11 +110,14 @@ async def _open(call: Call) -> tuple[Route, Adapter, aiohttp.ClientResponse]:
     last: UpstreamError | None = None
     for number, attempt in enumerate(call.attempts):
         provider = svc.settings.catalogue.providers[attempt.route.provider]
+        started = time.perf_counter()
         try:
             response = await open_call(
                 svc.http, svc.settings, provider, attempt.adapter.operation, attempt.body,
                 attempt.adapter.passthrough_headers(call.request.headers), call.request_id,
             )
+            metrics.UPSTREAM_FIRST_BYTE.labels(provider.name).observe(time.perf_counter() - started)
+            call.upstream_started = started
             return attempt.route, attempt.adapter, response
         except UpstreamError as exc:
             last = exc
@@ -133,6 +142,7 @@ async def _whole(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.C
         raise Problem(502, "upstream_error", message) from None
     finally:
         upstream.release()
+    call.upstream_done(route)
     source = UsageSource.UPSTREAM
     if usage is None:
         usage, source = _estimate(call, None, tokens.count(text)), UsageSource.ESTIMATED
@@ -147,11 +157,13 @@ async def _whole(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.C
 
 
 async def _stream(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.ClientResponse) -> None:
+    call.request.ctx.streaming = True
     response = await call.request.respond(
         content_type="text/event-stream", headers={**call.headers, "cache-control": "no-cache"}
     )
     processor = adapter.stream(call.body, call.model.id)
     problem = await _pump(call, route, upstream, processor, response)
+    call.upstream_done(route)
     usage, source = processor.usage, UsageSource.UPSTREAM
     if usage is None or problem is not None:
         estimated = _estimate(call, processor.prompt_usage, processor.delivered.flush())
@@ -170,6 +182,7 @@ async def _stream(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.
         call.meter.settle(route, usage, RequestStatus.ERROR, source, problem)
         await response.send(processor.error(problem, "upstream_error"))
     await response.eof()
+    metrics.observe(call.request, 200)
 
 
 async def _pump(

@@ -24,6 +24,7 @@ from domain.charges import Charge, RequestFacts, RequestStatus, UsageSource
 from domain.money import Money
 from domain.pricing import worst_case_cost
 from domain.usage import TokenUsage
+from edge import metrics
 from edge.errors import Problem
 from edge.relay.keys import Caller
 from edge.services import Services
@@ -97,8 +98,11 @@ class Meter:
         # A command keeps its event: resending it after an ambiguous failure is safe, the
         # ledger sees a duplicate request id and records nothing twice.
         command = commands.Settle.of(charge)
+        (event,) = command.events
         try:
             recorded = bool(await self.svc.ledger.arun(command))
+            if recorded:
+                metrics.billed(event)
         except LedgerUnavailable as exc:
             if not first.done():
                 first.set_exception(exc)

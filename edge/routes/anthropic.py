@@ -57,6 +57,7 @@ async def messages(request: Request) -> HTTPResponse | None:
     stream, max_tokens = validate_messages(body)
     catalogue = svc.settings.catalogue
     model = model_of(body, catalogue.models)
+    request.ctx.model = model.id
 
     def adapter(route: Route) -> Adapter:
         return adapter_for(catalogue.providers[route.provider].protocol)
@@ -83,6 +84,7 @@ async def count_tokens(request: Request) -> HTTPResponse:
     validate_messages(body, counting=True)
     catalogue = svc.settings.catalogue
     model = model_of(body, catalogue.models)
+    request.ctx.model = model.id
     refusal = caller.refusal()
     if refusal is not None:
         raise refusal

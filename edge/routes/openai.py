@@ -94,6 +94,7 @@ async def chat_completions(request: Request) -> HTTPResponse | None:
     stream, max_output, n = validate_chat(body)
     catalogue = svc.settings.catalogue
     model = model_of(body, catalogue.models)
+    request.ctx.model = model.id
     if n > 1 and any(catalogue.providers[r.provider].protocol is not Protocol.OPENAI for r in model.routes):
         raise Problem(400, "invalid_request", "n > 1 is not supported for this model's provider", param="n")
 

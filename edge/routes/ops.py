@@ -7,6 +7,7 @@ from typing import Any
 
 from sanic import Blueprint, HTTPResponse, Request
 
+from edge import metrics, openapi
 from edge.auth import services
 from edge.http import respond
 from projections.store import lag_report
@@ -17,6 +18,22 @@ blueprint = Blueprint("ops")
 @blueprint.get("/healthz")
 async def healthz(request: Request) -> HTTPResponse:
     return respond({"status": "ok"})
+
+
+@blueprint.get("/openapi.json")
+async def openapi_json(request: Request) -> HTTPResponse:
+    return respond(openapi.document())
+
+
+@blueprint.get("/docs")
+async def docs(request: Request) -> HTTPResponse:
+    return HTTPResponse(openapi.DOCS_PAGE, content_type="text/html; charset=utf-8")
+
+
+@blueprint.get("/metrics")
+async def prometheus(request: Request) -> HTTPResponse:
+    body, content_type = await asyncio.to_thread(metrics.exposition)
+    return HTTPResponse(body, content_type=content_type)
 
 
 @blueprint.get("/readyz")

@@ -1,0 +1,110 @@
+"""Prometheus metrics, correct across Sanic's worker processes.
+
+``tokensea serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the
+workers start; each process then writes its samples to its own memory-mapped files and
+``/metrics`` sums them (prometheus-client's multiprocess mode). Without that variable
+(tests, tools) the metrics live in the process's default registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+access = logging.getLogger("tokensea.access")
+
+LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+REQUESTS = Counter("tokensea_requests", "HTTP requests answered", ["route", "model", "status"])
+REQUEST_SECONDS = Histogram("tokensea_request_seconds", "Time to answer (to the last byte for streams)", ["route"],
+                            buckets=LATENCY)
+UPSTREAM_FIRST_BYTE = Histogram("tokensea_upstream_first_byte_seconds", "Provider time to the response headers",
+                                ["provider"], buckets=LATENCY)
+UPSTREAM_SECONDS = Histogram("tokensea_upstream_seconds", "Provider time to the end of the answer", ["provider"],
+                             buckets=LATENCY)
+TOKENS = Counter("tokensea_tokens", "Tokens billed", ["model", "kind"])
+COST = Counter("tokensea_cost_cents", "Cents billed (for monitoring; the ledger is exact)", ["model"])
+LEDGER_BATCH = Histogram("tokensea_ledger_batch_size", "Jobs per group-commit transaction", ["lane"],
+                         buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500))
+LEDGER_COMMIT = Histogram("tokensea_ledger_commit_seconds", "Duration of a group-commit transaction", ["lane"],
+                          buckets=LATENCY)
+PROJECTION_LAG = Gauge("tokensea_projection_lag_seconds", "Age of the oldest event a projection has not applied",
+                       ["projection"], multiprocess_mode="max")
+
+
+def observe(request: Any, status: int) -> None:
+    """Count a request and its duration (route patterns keep the label set small), and
+    write its access log line unless the access log is off."""
+    route = request.route.path if request.route is not None else "unmatched"
+    model = getattr(request.ctx, "model", "") or ""
+    seconds = time.perf_counter() - getattr(request.ctx, "started", time.perf_counter())
+    REQUESTS.labels(route, model, str(status)).inc()
+    REQUEST_SECONDS.labels(route).observe(seconds)
+    if request.app.ctx.settings.server.access_log:
+        access.info(
+            "%s %s %d",
+            request.method,
+            route,
+            status,
+            extra={
+                "request_id": getattr(request.ctx, "request_id", None),
+                "method": request.method,
+                "route": route,
+                "model": model or None,
+                "status": status,
+                "latency_ms": round(seconds * 1000, 2),
+            },
+        )
+
+
+def billed(event: Any) -> None:
+    """Tokens and cost of a recorded ``TokensConsumed``."""
+    for kind, count in (("input", event.input_tokens), ("output", event.output_tokens),
+                        ("cache_read", event.cache_read_tokens), ("cache_write", event.cache_write_tokens)):
+        if count:
+            TOKENS.labels(event.model, kind).inc(count)
+    COST.labels(event.model).inc(float(event.cost.cents))
+
+
+def record_lag(projection: str, seconds: float) -> None:
+    PROJECTION_LAG.labels(projection).set(seconds)
+
+
+def prepare_multiprocess() -> None:
+    """Called once by ``tokensea serve`` before any worker exists: a fresh metrics directory."""
+    chosen = os.environ.get(MULTIPROC_ENV)
+    if chosen:
+        path = Path(chosen)
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="tokensea-metrics-")
+
+
+def record_batch(lane: str, size: int, seconds: float) -> None:
+    LEDGER_BATCH.labels(lane).observe(size)
+    LEDGER_COMMIT.labels(lane).observe(seconds)
+
+
+def exposition() -> tuple[bytes, str]:
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

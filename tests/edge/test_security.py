@@ -1,0 +1,67 @@
+"""Secrets never leak, SQL is always parameterized, CORS is off, limits hold."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import openai
+import pytest
+
+from tests.edge.test_openai_relay import sdk
+from tests.gateway import ANTHROPIC_KEY, JWT_SECRET, OPENAI_KEY, Gateway
+
+
+def test_no_secret_reaches_a_log_or_an_error_body(gateway: Gateway, unique: str) -> None:
+    token, key, _ = gateway.funded(unique, "10")
+    client = sdk(gateway, key)
+    bodies = []
+    for text in ("hello", "!status=401", "!status=500", "!drop"):
+        try:
+            client.chat.completions.create(model="gpt-test", max_tokens=5, messages=[{"role": "user", "content": text}])
+        except openai.APIError as exc:
+            bodies.append(str(exc))
+    for bad in (key + "x", key[:-1], "tsk-" + "z" * 40):
+        answer = httpx.post(f"{gateway.url}/v1/chat/completions", headers={"authorization": f"Bearer {bad}"},
+                            json={"model": "gpt-test", "max_tokens": 5, "messages": []})
+        bodies.append(answer.text)
+    with gateway.client() as http:
+        bodies.append(http.post("/api/auth/login", json={"username": unique, "password": "wrong-password"}).text)
+        bodies.append(http.get("/api/user/self", headers={"authorization": f"Bearer {token}x"}).text)
+    logs = gateway.logs()
+    for secret in (key, key[:20], OPENAI_KEY, ANTHROPIC_KEY, JWT_SECRET, token, "password1", "wrong-password"):
+        assert secret not in logs, f"a secret reached the logs: {secret[:12]}…"
+        assert all(secret not in body for body in bodies)
+    assert not re.search(r"tsk-[A-Za-z0-9]{12,}", logs)
+
+
+def test_injection_strings_are_only_data(gateway: Gateway, unique: str) -> None:
+    token, _ = gateway.register(unique)
+    evil = "x'); DROP TABLE ts_users; --"
+    secret, key = gateway.key(token, name=evil)
+    with gateway.client(token) as http:
+        assert http.get("/api/tokens").json()["items"][0]["name"] == evil
+        assert http.patch(f"/api/tokens/{key['id']}", json={"name": evil + " OR 1=1"}).status_code == 200
+        assert http.get("/api/usage/logs", params={"model": "' OR '1'='1"}).json()["total"] == 0
+        assert http.get("/api/usage/logs", params={"tokenId": "1 OR 1=1"}).status_code == 400
+        assert http.get("/api/usage/logs", params={"from": "2026-01-01'; --"}).status_code == 400
+        assert http.delete("/api/tokens/1%20OR%201=1").status_code == 404
+    with gateway.client(gateway.admin) as http:
+        assert http.patch("/api/admin/users/1 OR 1=1", json={"status": "disabled"}).status_code == 404
+        assert http.get("/api/admin/users").status_code == 200  # the table is still there
+    assert httpx.get(f"{gateway.url}/v1/models", headers={"authorization": f"Bearer {secret}"}).status_code == 200
+
+
+def test_cors_is_off_unless_configured(gateway: Gateway) -> None:
+    answer = httpx.get(f"{gateway.url}/healthz", headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in answer.headers
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/messages"])
+def test_oversized_model_requests_are_refused_in_protocol_shape(gateway: Gateway, unique: str, route: str) -> None:
+    _, key, _ = gateway.funded(unique, "1")
+    answer = httpx.post(f"{gateway.url}{route}", content=b"{" + b" " * (33 * 1024 * 1024) + b"}",
+                        headers={"authorization": f"Bearer {key}"}, timeout=60)
+    assert answer.status_code == 413
+    body = answer.json()
+    assert body["error"]["type"] in ("invalid_request_error", "request_too_large")
