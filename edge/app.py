@@ -109,7 +109,10 @@ def setup_lifecycle(app: Sanic) -> None:
         configure_logs()  # each worker is a fresh (spawned) process
         settings: Settings = app.ctx.settings
         db = Database.from_url(settings.database_url)
-        ledger = await asyncio.to_thread(Ledger, db, serving=True, on_batch=metrics.record_batch)
+        ledger = await asyncio.to_thread(
+            Ledger, db, serving=True, on_batch=metrics.record_batch,
+            stale_after=settings.ledger.recovery_stale_seconds, grace=settings.ledger.recovery_grace_seconds,
+        )
         secret = os.environ.get("TOKENSEA_JWT_SECRET", "")
         if not secret:
             secret, created = await asyncio.to_thread(get_or_create, db, "jwt", new_jwt_secret)

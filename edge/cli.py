@@ -12,6 +12,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -51,6 +52,8 @@ def serve(args: argparse.Namespace) -> int:
 
     configure()
     settings = _settings(args)
+    if args.no_projections:  # another process (or host) runs them
+        settings = replace(settings, projections=settings.projections.model_copy(update={"run_with_serve": False}))
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(host=args.host, port=args.port, workers=args.workers, access_log=False, motd=False)
@@ -227,6 +230,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--workers", type=int, default=1)
     run.add_argument("--config", default=argparse.SUPPRESS)
+    run.add_argument("--no-projections", action="store_true",
+                     help="do not start the projection process (run `tokensea projections run` elsewhere)")
     run.set_defaults(handler=serve)
 
     admin = commands.add_parser("admin", help="administer users").add_subparsers(dest="action", required=True)

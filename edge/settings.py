@@ -97,6 +97,13 @@ class ProjectionsConfig(_Strict):
     max_lag_seconds: float = Field(default=5.0, gt=0)
 
 
+class LedgerConfig(_Strict):
+    # A process that misses heartbeats this long is suspect; after the grace (timed by
+    # the observer) its holds are settled as interrupted.
+    recovery_stale_seconds: float = Field(default=3.0, gt=0)
+    recovery_grace_seconds: float = Field(default=5.0, gt=0)
+
+
 class FileConfig(_Strict):
     signup_quota: Any = "0"
     invite_reward: Any = "100"
@@ -107,6 +114,7 @@ class FileConfig(_Strict):
     upstream: UpstreamConfig = UpstreamConfig()
     server: ServerConfig = ServerConfig()
     projections: ProjectionsConfig = ProjectionsConfig()
+    ledger: LedgerConfig = LedgerConfig()
 
     @field_validator("signup_quota", "invite_reward", mode="before")
     @classmethod
@@ -124,6 +132,7 @@ class Settings:
     upstream: UpstreamConfig
     server: ServerConfig
     projections: ProjectionsConfig
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
     source: str = "built-in defaults"
     provider_keys: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -170,6 +179,7 @@ def load(explicit: str | None = None, *, database_url: str | None = None) -> Set
         upstream=parsed.upstream,
         server=parsed.server,
         projections=parsed.projections,
+        ledger=parsed.ledger,
         source=str(path) if path else "built-in defaults",
         provider_keys={
             p.name: os.environ.get(p.api_key_env, "") for p in catalogue.providers.values()

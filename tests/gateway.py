@@ -141,6 +141,11 @@ class Gateway:
                 self.process.kill()
                 self.process.wait()
 
+    def kill9(self) -> None:
+        """SIGKILL the main process, every worker and the projection process at once."""
+        os.killpg(os.getpgid(self.process.pid), signal.SIGKILL)
+        self.process.wait()
+
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -212,6 +217,7 @@ def start(database_url: str, fake: FakeUpstream, directory: Path, *, workers: in
         [sys.executable, "-m", "edge.cli", "--config", str(directory / "tokensea.toml"), "serve",
          "--port", str(port), "--workers", str(workers)],
         stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=environment, cwd=directory,
+        start_new_session=True,  # its own process group, so kill -9 can take every process at once
     )
     gateway = Gateway(f"http://127.0.0.1:{port}", database_url, fake, directory, process, environment, log_path)
 

@@ -80,6 +80,10 @@ class Call:
 
 
 def _estimate(call: Call, prompt: TokenUsage | None, output_tokens: int) -> TokenUsage:
+    """What an unfinished answer cost: nothing if no output reached the client (a call
+    that delivers no completion is never charged), else the prompt and what was sent."""
+    if output_tokens == 0:
+        return TokenUsage()
     if prompt is None:
         prompt = TokenUsage(input=tokens.count(prompts.prompt_text(call.body)))
     return TokenUsage(input=prompt.input, cache_read=prompt.cache_read, cache_write=prompt.cache_write, output=output_tokens)
@@ -166,8 +170,9 @@ async def _stream(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.
     call.upstream_done(route)
     usage, source = processor.usage, UsageSource.UPSTREAM
     if usage is None or problem is not None:
-        estimated = _estimate(call, processor.prompt_usage, processor.delivered.flush())
-        usage, source = (usage, source) if usage is not None else (estimated, UsageSource.ESTIMATED)
+        delivered = processor.delivered.flush()
+        if usage is None or not delivered:
+            usage, source = _estimate(call, processor.prompt_usage, delivered), UsageSource.ESTIMATED
     if problem is None:
         recorded = call.meter.settle(
             route, usage, RequestStatus.SUCCESS, source, if_unavailable=(usage, RequestStatus.ERROR, WITHHELD)
@@ -209,8 +214,9 @@ async def _pump(
                     await response.send(data)
     except asyncio.CancelledError:
         upstream.close()  # stop the provider generating for nobody
-        usage = processor.usage or _estimate(call, processor.prompt_usage, processor.delivered.flush())
-        source = UsageSource.UPSTREAM if processor.usage else UsageSource.ESTIMATED
+        delivered = processor.delivered.flush()
+        usage = processor.usage if processor.usage and delivered else _estimate(call, processor.prompt_usage, delivered)
+        source = UsageSource.UPSTREAM if processor.usage and delivered else UsageSource.ESTIMATED
         call.meter.settle(route, usage, RequestStatus.CLIENT_ABORTED, source, "the client disconnected")
         raise
     except TimeoutError:

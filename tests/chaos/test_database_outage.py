@@ -1,0 +1,79 @@
+"""PostgreSQL stops in the middle of traffic: model calls get 503 in their protocol's
+shape, account reads degrade to clean 503s, and everything resumes by itself within
+5 s of PostgreSQL coming back, without a restart."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.chaos.test_crash import schema_url  # noqa: F401 - fixture
+from tests.edge.test_openai_relay import logs
+from tests.fakes.upstream import FakeUpstream
+from tests.gateway import start, wait_until
+
+pytestmark = pytest.mark.slow
+
+VERSION = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True, check=True).stdout.split()[0]
+
+
+def _cluster(action: str) -> None:
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", VERSION, "main", action, *(["-m", "fast"] if action == "stop" else [])],
+                   check=True, capture_output=True)
+
+
+def _ready() -> bool:
+    return subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"], check=False).returncode == 0
+
+
+@pytest.fixture
+def outage() -> Iterator[None]:
+    yield
+    if not _ready():  # whatever happened, leave PostgreSQL running for the rest of the suite
+        _cluster("start")
+        wait_until(_ready, timeout=30)
+
+
+def test_fail_closed_then_recover_by_itself(fake: FakeUpstream, tmp_path: Path, schema_url: str, outage: None) -> None:  # noqa: F811
+    gateway = start(schema_url, fake, tmp_path, workers=2)
+    try:
+        token, key, _ = gateway.funded("outage", "100")
+        chat = {"model": "gpt-test", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+        message = {"model": "claude-test", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {key}"}, timeout=30) as http:
+            assert http.post("/v1/chat/completions", json=chat).status_code == 200
+            _cluster("stop")
+            for _ in range(4):
+                openai_shape = http.post("/v1/chat/completions", json=chat)
+                assert openai_shape.status_code == 503
+                assert openai_shape.json()["error"]["code"] == "ledger_unavailable"
+                anthropic_shape = http.post("/v1/messages", json=message)
+                assert anthropic_shape.status_code == 503
+                assert anthropic_shape.json()["type"] == "error"
+            with gateway.client(token) as account:
+                profile = account.get("/api/user/self")
+                assert profile.status_code == 503 and profile.json()["error"]["type"] == "ledger_unavailable"
+            ready = httpx.get(f"{gateway.url}/readyz", timeout=10)
+            assert ready.status_code == 503
+            _cluster("start")
+            wait_until(_ready, timeout=30)
+            back = time.monotonic()
+            wait_until(lambda: http.post("/v1/chat/completions", json=chat).status_code == 200, timeout=5, interval=0.2)
+            assert time.monotonic() - back <= 5
+            assert http.post("/v1/messages", json=message).status_code == 200
+        me = gateway.settled(token, 3)
+        entries = logs(gateway, token, me["requestCount"])
+        paid = [e for e in entries if e["status"] == "success"]
+        assert len(paid) == 3
+        # Anything else reached a provider while the ledger was going away: recorded, at no charge.
+        assert all(e["cost"] == "0" for e in entries if e["status"] != "success")
+        assert Decimal(me["usedQuota"]) == sum(Decimal(e["cost"]) for e in paid)
+        assert gateway.cli("ledger", "verify").returncode == 0
+    finally:
+        gateway.stop()
