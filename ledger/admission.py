@@ -9,14 +9,17 @@ concurrent admissions serialize per account and can never overdraw it: the sum o
 holds and charges stays within the grant.
 
 A hold is released only by the request's ``TokensConsumed`` (``ledger.effects``), or
-by recovery when the process that held it died. Hold transactions commit with
+by recovery when the process that held it died. A charge does not touch the account
+rows: it leaves its cost and released hold in the ``ts_settled`` inbox, and admission
+folds the inbox into the rows it has just locked before it decides. Until then the
+rows overstate ``used + held`` (a charge moves at most its hold from ``held`` to
+``used``), so a decision on them is never too generous. Hold transactions commit with
 ``synchronous_commit = off`` on PostgreSQL: they hold no money, they survive any crash
 of the edge (the server keeps them), and they keep an fsync off the request path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -53,13 +56,6 @@ class _Account:
         return EXACT.subtract(EXACT.subtract(self.limit, self.used), self.held)
 
 
-def _lock(db: Database, cur: Any, sql: str, ids: Sequence[UUID]) -> list[Any]:
-    if not ids:
-        return []
-    cur.execute(db.sql(sql.format(ids=db.in_list(len(ids)))), list(ids))
-    return list(cur.fetchall())
-
-
 def decide(hold: Hold, user: _Account | None, key: _Account | None, now: datetime) -> Refused | None:
     """Why ``hold`` cannot be admitted against these accounts, or None if it can."""
     if user is None or key is None or key.owner != hold.facts.user_id:
@@ -78,34 +74,54 @@ def decide(hold: Hold, user: _Account | None, key: _Account | None, now: datetim
 
 
 def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
-    """Decide and record every hold of ``batch`` in one transaction."""
+    """Decide and record every hold of ``batch`` in one transaction.
+
+    On PostgreSQL the transaction is pipelined into two round trips (lock and read,
+    then write and commit), because the accounts stay locked for as long as it lasts.
+    """
     user_ids = sorted({p.job.facts.user_id for p in batch})
     key_ids = sorted({p.job.facts.key_id for p in batch})
     now = datetime.now(timezone.utc)
-    with db.transaction(conn) as cur:
+    with db.pipelined(conn), db.atomic(conn) as cur:
         if db.is_postgres:
             cur.execute("SET LOCAL synchronous_commit TO off")
+        users_cur, keys_cur, settled_cur = conn.cursor(), conn.cursor(), conn.cursor()
+        users_cur.execute(
+            db.sql(
+                f"SELECT user_id, status, granted, used, held FROM ts_users "
+                f"WHERE user_id IN ({db.in_list(len(user_ids))}) ORDER BY user_id FOR UPDATE"
+            ),
+            user_ids,
+        )
+        keys_cur.execute(
+            db.sql(
+                f"SELECT key_id, user_id, status, quota, used, held, expires_at FROM ts_keys "
+                f"WHERE key_id IN ({db.in_list(len(key_ids))}) ORDER BY key_id FOR UPDATE"
+            ),
+            key_ids,
+        )
+        accounts_ids = [*user_ids, *key_ids]
+        settled_cur.execute(
+            db.sql(
+                f"DELETE FROM ts_settled WHERE account_id IN ({db.in_list(len(accounts_ids))}) "
+                "RETURNING account_id, released, cost"
+            ),
+            accounts_ids,
+        )
         users = {
             to_uuid(r["user_id"]): _Account(r["status"], to_decimal(r["granted"]), to_decimal(r["used"]), to_decimal(r["held"]))
-            for r in _lock(
-                db, cur,
-                "SELECT user_id, status, granted, used, held FROM ts_users "
-                "WHERE user_id IN ({ids}) ORDER BY user_id FOR UPDATE",
-                user_ids,
-            )
+            for r in users_cur.fetchall()
         }
         keys = {
             to_uuid(r["key_id"]): _Account(
                 r["status"], to_optional_decimal(r["quota"]), to_decimal(r["used"]), to_decimal(r["held"]),
                 owner=to_uuid(r["user_id"]), expires_at=to_optional_datetime(r["expires_at"]),
             )
-            for r in _lock(
-                db, cur,
-                "SELECT key_id, user_id, status, quota, used, held, expires_at FROM ts_keys "
-                "WHERE key_id IN ({ids}) ORDER BY key_id FOR UPDATE",
-                key_ids,
-            )
+            for r in keys_cur.fetchall()
         }
+        _absorb({**users, **keys}, settled_cur.fetchall())
+        for extra in (users_cur, keys_cur, settled_cur):
+            extra.close()
         admitted: list[Pending[Hold]] = []
         refused: list[tuple[Pending[Hold], Refused]] = []
         for pending in batch:
@@ -144,7 +160,16 @@ def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
         pending.set_exception(refusal)
 
 
+def _absorb(accounts: dict[UUID, _Account], settled: list[Any]) -> None:
+    """Fold the charges taken from ``ts_settled`` into the accounts this transaction has locked."""
+    for row in settled:
+        account = accounts[to_uuid(row["account_id"])]
+        account.used = EXACT.add(account.used, to_decimal(row["cost"]))
+        account.held = EXACT.subtract(account.held, to_decimal(row["released"]))
+        account.changed = True
+
+
 def _save_held(db: Database, cur: Any, table: str, id_column: str, accounts: dict[UUID, _Account]) -> None:
-    rows = [(account.held, account_id) for account_id, account in accounts.items() if account.changed]
+    rows = [(account.used, account.held, account_id) for account_id, account in accounts.items() if account.changed]
     if rows:
-        cur.executemany(db.sql(f"UPDATE {table} SET held = %s WHERE {id_column} = %s"), rows)
+        cur.executemany(db.sql(f"UPDATE {table} SET used = %s, held = %s WHERE {id_column} = %s"), rows)

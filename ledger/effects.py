@@ -1,9 +1,11 @@
 """Fold a batch of ledger events into the index tables, in the events' own transaction.
 
-This is the only code that writes ``ts_users`` and ``ts_keys`` (``ts_holds`` rows are
-inserted by admission and deleted here). Because it runs inside the transaction that
-appends the events, the indexes can never disagree with the ledger: either both change
-or neither does.
+Because it runs inside the transaction that appends the events, the indexes can never
+disagree with the ledger: either both change or neither does. Registrations, grants
+and key changes update ``ts_users`` and ``ts_keys`` directly; a charge deletes its hold
+and leaves its cost in the ``ts_settled`` inbox, which admission folds into the account
+rows later (see ``ledger.schema``): the hot path never locks an account row while it
+waits for its commit to reach the disk.
 
 Money arithmetic happens in Python on rows locked ``FOR UPDATE`` (users, then keys,
 each in id order: the same order admission uses, so the two never deadlock).
@@ -63,14 +65,40 @@ class Effects:
     def apply(self, cur: Any, events: Sequence[object]) -> None:
         if not events:
             return
-        user_ids, key_ids, request_ids = _touched(events)
-        users = self._lock_rows(cur, "ts_users", "user_id", _USER_COLUMNS, user_ids)
-        keys = self._lock_rows(cur, "ts_keys", "key_id", _KEY_COLUMNS, key_ids)
-        holds = self._take_holds(cur, request_ids)
-        for event in events:
-            _fold(event, users, keys, holds)
-        self._write(cur, "ts_users", "user_id", _USER_COLUMNS, _USER_MUTABLE, users)
-        self._write(cur, "ts_keys", "key_id", _KEY_COLUMNS, _KEY_MUTABLE, keys)
+        charges = [event for event in events if isinstance(event, Charge.TokensConsumed)]
+        others = [event for event in events if not isinstance(event, Charge.TokensConsumed)]
+        if others:
+            user_ids, key_ids = _touched(others)
+            users = self._lock_rows(cur, "ts_users", "user_id", _USER_COLUMNS, user_ids)
+            keys = self._lock_rows(cur, "ts_keys", "key_id", _KEY_COLUMNS, key_ids)
+            for event in others:
+                _fold(event, users, keys)
+            self._write(cur, "ts_users", "user_id", _USER_COLUMNS, _USER_MUTABLE, users)
+            self._write(cur, "ts_keys", "key_id", _KEY_COLUMNS, _KEY_MUTABLE, keys)
+        if charges:
+            self._settle(cur, charges)
+
+    def _settle(self, cur: Any, charges: Sequence[Any]) -> None:
+        """Release each charge's hold and leave its cost in the ``ts_settled`` inbox,
+        for the user and for the key (the released amount is the hold row's own)."""
+        request_ids = [charge.request_id for charge in charges]
+        rows = [(c.request_id, account, c.cost.cents) for c in charges for account in (c.user_id, c.key_id)]
+        if self.db.is_postgres:
+            # One statement, no answer to wait for: it can share a round trip with the others.
+            cur.execute(
+                "WITH released AS (DELETE FROM ts_holds WHERE request_id = ANY(%s) RETURNING request_id, amount) "
+                "INSERT INTO ts_settled (request_id, account_id, released, cost) "
+                "SELECT c.request_id, c.account_id, COALESCE(r.amount, 0), c.cost "
+                "FROM unnest(%s::text[], %s::uuid[], %s::numeric[]) AS c(request_id, account_id, cost) "
+                "LEFT JOIN released r USING (request_id)",
+                [request_ids, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]],
+            )
+            return
+        released = self._take_holds(cur, request_ids)
+        cur.executemany(
+            self.db.sql("INSERT INTO ts_settled (request_id, account_id, released, cost) VALUES (%s, %s, %s, %s)"),
+            [(request_id, account, released.get(request_id, _ZERO), cost) for request_id, account, cost in rows],
+        )
 
     def _lock_rows(
         self, cur: Any, table: str, id_column: str, columns: Sequence[str], ids: set[UUID]
@@ -141,11 +169,10 @@ class Effects:
             )
 
 
-def _touched(events: Sequence[object]) -> tuple[set[UUID], set[UUID], list[str]]:
+def _touched(events: Sequence[object]) -> tuple[set[UUID], set[UUID]]:
     """The existing rows a batch reads: ids created in the batch are skipped later."""
     user_ids: set[UUID] = set()
     key_ids: set[UUID] = set()
-    request_ids: list[str] = []
     for event in events:
         if isinstance(event, User.Registered):
             continue
@@ -153,20 +180,14 @@ def _touched(events: Sequence[object]) -> tuple[set[UUID], set[UUID], list[str]]
             user_ids.add(event.originator_id)
         elif isinstance(event, Grant.QuotaGranted):
             user_ids.add(event.user_id)
-        elif isinstance(event, Charge.TokensConsumed):
-            user_ids.add(event.user_id)
-            key_ids.add(event.key_id)
-            request_ids.append(event.request_id)
         elif isinstance(event, ApiKey.KeyCreated):
             continue
         elif isinstance(event, ApiKey.Event):
             key_ids.add(event.originator_id)
-    return user_ids, key_ids, request_ids
+    return user_ids, key_ids
 
 
-def _fold(
-    event: object, users: dict[UUID, _Row], keys: dict[UUID, _Row], holds: dict[str, Decimal]
-) -> None:
+def _fold(event: object, users: dict[UUID, _Row], keys: dict[UUID, _Row]) -> None:
     if isinstance(event, User.Registered):
         users[event.originator_id] = _Row(
             {
@@ -224,8 +245,3 @@ def _fold(
         keys[event.originator_id].set("quota", None if event.quota is None else event.quota.cents)
     elif isinstance(event, ApiKey.KeyDeleted):
         keys[event.originator_id].set("status", "deleted")
-    elif isinstance(event, Charge.TokensConsumed):
-        released = holds.pop(event.request_id, _ZERO)
-        for row in (users[event.user_id], keys[event.key_id]):
-            row.add("used", event.cost.cents)
-            row.add("held", -released)

@@ -7,6 +7,7 @@ Both backends give back the same dicts: ``UUID`` ids, ``Decimal`` money, aware
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -73,6 +74,18 @@ class Queries:
         self.db = db
         self.conn = conn
 
+    def _pending(self, account_id: UUID) -> tuple[Decimal, Decimal]:
+        """Costs and released holds still in the ``ts_settled`` inbox for an account."""
+        cost = released = Decimal(0)
+        for row in self._all("SELECT cost, released FROM ts_settled WHERE account_id = %s", [account_id]):
+            cost += to_decimal(row["cost"])
+            released += to_decimal(row["released"])
+        return cost, released
+
+    def _effective(self, found: dict[str, Any], account_id: UUID) -> dict[str, Any]:
+        cost, released = self._pending(account_id)
+        return {**found, "used": found["used"] + cost, "held": found["held"] - released}
+
     def _one(self, statement: str, params: list[Any]) -> Any:
         cur = self.conn.cursor()
         try:
@@ -96,8 +109,9 @@ class Queries:
         return None if row is None else _user(row)
 
     def user_by_id(self, user_id: UUID) -> dict[str, Any] | None:
+        """The user, with ``used`` and ``held`` as of now (the inbox folded in)."""
         row = self._one(f"SELECT {_USER} FROM ts_users WHERE user_id = %s", [user_id])
-        return None if row is None else _user(row)
+        return None if row is None else self._effective(_user(row), user_id)
 
     def user_by_invite_code(self, code: str) -> dict[str, Any] | None:
         row = self._one(f"SELECT {_USER} FROM ts_users WHERE invite_code = %s", [code])
@@ -129,8 +143,9 @@ class Queries:
         return {**_key(row), "user_status": row["user_status"]}
 
     def key_by_id(self, key_id: UUID) -> dict[str, Any] | None:
+        """The key, with ``used`` and ``held`` as of now (the inbox folded in)."""
         row = self._one(f"SELECT {_KEY} FROM ts_keys WHERE key_id = %s", [key_id])
-        return None if row is None else _key(row)
+        return None if row is None else self._effective(_key(row), key_id)
 
     def list_keys(self, user_id: UUID, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         rows = self._all(

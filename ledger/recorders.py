@@ -37,23 +37,29 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         """The library's insert, with the events written by a binary COPY.
 
         Same guarantees: one transaction, the table locked first (so notification ids
-        are committed in order), a NOTIFY for subscribers. COPY in binary format is
-        several times cheaper per event than the library's array of composites, which
-        it dumps in Python; callers of this ledger never use the returned ids.
+        are committed in order), a NOTIFY for subscribers, a synchronous commit. COPY in
+        binary format is several times cheaper per event than the library's array of
+        composites, which it dumps in Python; callers of this ledger never use the
+        returned ids.
         """
         events = kwargs.get("ledger_events") or ()
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._append(conn, curs, events, stored_events)
+        return None
+
+    def _append(self, conn: Any, curs: Any, events: Sequence[Any], stored_events: Sequence[StoredEvent]) -> None:
+        # Pipelined: a batch of charges is one round trip before the COPY.
+        with conn.pipeline():
             self._lock_table(curs)
+            self._notify_channel(curs)
             if events:
                 assert self.effects is not None, "the ledger sets effects before any save"
                 curs.execute(self._search_path)
                 self.effects.apply(curs, events)
-            self._notify_channel(curs)
-            with curs.copy(self._copy) as copy:
-                copy.set_types(["uuid", "int8", "text", "bytea"])
-                for event in stored_events:
-                    copy.write_row((event.originator_id, event.originator_version, event.topic, event.state))
-        return None
+        with curs.copy(self._copy) as copy:
+            copy.set_types(["uuid", "int8", "text", "bytea"])
+            for event in stored_events:
+                copy.write_row((event.originator_id, event.originator_version, event.topic, event.state))
 
 
 class _ImmediateTransaction(SQLiteTransaction):

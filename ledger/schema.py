@@ -7,7 +7,12 @@ derive from (see ``ledger.effects``), plus two operational tables:
   digests, status, and the running totals admission needs (granted, used, held).
   Every column is a fold of the events; ``tokensea ledger verify`` recomputes them.
 - ``ts_holds``: one row per admitted, not yet settled request (the reservation).
-  ``held`` on a user or key always equals the sum of its holds.
+- ``ts_settled``: an inbox of charges not yet folded into their user's and key's
+  ``used`` and ``held``. A charge writes here instead of updating the account rows, so
+  a charge's transaction (which waits for its fsync) never holds the locks admission
+  needs; admission folds the inbox into the rows it has locked anyway. So an account's
+  ``used`` is the row's plus its pending ``cost``s, its ``held`` the row's minus its
+  pending ``released`` amounts, and ``held`` always equals the sum of its holds.
 - ``ts_instances``: one row per running edge process, with a heartbeat, so that
   recovery can tell a dead process's holds from a live one's.
 """
@@ -71,6 +76,13 @@ _STATEMENTS = (
         requested_at {ts} NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS ts_holds_by_instance ON ts_holds (instance_id)",
+    """CREATE TABLE IF NOT EXISTS ts_settled (
+        request_id TEXT NOT NULL,
+        account_id {uuid} NOT NULL,
+        released {money} NOT NULL,
+        cost {money} NOT NULL,
+        PRIMARY KEY (account_id, request_id)
+    )""",
     """CREATE TABLE IF NOT EXISTS ts_instances (
         instance_id TEXT PRIMARY KEY,
         host TEXT NOT NULL,

@@ -74,7 +74,9 @@ def _holds(gateway: Gateway) -> tuple[int, Decimal]:
         count = int(cur.fetchone()["n"])
         cur.execute("SELECT held FROM ts_users")
         held = sum((Decimal(str(row["held"])) for row in cur.fetchall()), Decimal(0))
-        return count, held
+        cur.execute("SELECT released FROM ts_settled WHERE account_id IN (SELECT user_id FROM ts_users)")
+        released = sum((Decimal(str(row["released"])) for row in cur.fetchall()), Decimal(0))
+        return count, held - released  # the rows plus the charges not yet folded in
     finally:
         conn.close()
 
