@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -43,6 +44,10 @@ def serve(args: argparse.Namespace) -> int:
     from edge.metrics import prepare_multiprocess
 
     prepare_multiprocess()  # before anything imports prometheus_client's value classes
+    # Workers share one listening socket; by default an event loop that wakes up takes
+    # every pending connection, so a burst of connections can all land on one worker.
+    # One accept per wake-up lets the others take their share (read by libuv/uvloop).
+    os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
 
     from sanic import Sanic
     from sanic.worker.loader import AppLoader

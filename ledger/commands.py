@@ -70,12 +70,8 @@ class Settle:
     idempotent: bool = True
 
     @classmethod
-    def of(cls, charge: Charge) -> Settle:
-        # Keep the event itself: saving drains an aggregate, and a retry must resend it.
-        events = tuple(charge.collect_events())
-        if not events:
-            raise ValueError("this charge was already submitted; record a new one to retry")
-        return cls(events)
+    def of(cls, charge: Charge.TokensConsumed) -> Settle:
+        return cls((charge,))
 
     def prepare(self, ctx: Context) -> Prepared:
         return Prepared(list(self.events), True)

@@ -63,7 +63,7 @@ class Recovery:
         finally:
             cur.close()
 
-    def orphaned_charges(self, conn: Any) -> list[Charge]:
+    def orphaned_charges(self, conn: Any) -> list[Charge.TokensConsumed]:
         """Interrupted charges for every hold whose process is dead."""
         dead = self._dead_instances(conn)
         cur = conn.cursor()

@@ -120,11 +120,11 @@ class Ledger:
     async def arun(self, command: commands.Command) -> Any:
         return await self._events.submit_async(command)
 
-    def settle(self, charge: Charge) -> bool:
+    def settle(self, charge: Charge.TokensConsumed) -> bool:
         """Record a request's charge; False if it had been recorded already."""
         return bool(self.run(commands.Settle.of(charge)))
 
-    async def asettle(self, charge: Charge) -> bool:
+    async def asettle(self, charge: Charge.TokensConsumed) -> bool:
         return bool(await self.arun(commands.Settle.of(charge)))
 
     def admit(self, hold: Hold) -> None:

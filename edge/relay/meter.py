@@ -50,7 +50,7 @@ class Meter:
 
     def charge(
         self, route: Route | None, usage: TokenUsage, status: RequestStatus, source: UsageSource, error: str | None
-    ) -> Charge:
+    ) -> Charge.TokensConsumed:
         if route is None:  # nothing was routed: the primary route's terms, for the record
             route = self.svc.settings.catalogue.models[self.facts.model].primary
         facts = replace(self.facts, provider=route.provider)
@@ -62,11 +62,10 @@ class Meter:
             usage_source=source,
             error=error,
         )
-        (event,) = charge.pending_events
-        if event.cost > self.hold:  # type: ignore[attr-defined]
+        if charge.cost > self.hold:
             log.warning(
                 "request %s cost %s cents, above its hold of %s: the upstream reported more than the bound",
-                self.facts.request_id, event.cost, self.hold,  # type: ignore[attr-defined]
+                self.facts.request_id, charge.cost, self.hold,
             )
         return charge
 
@@ -94,15 +93,16 @@ class Meter:
         self.svc.spawn(self._record(charge, fallback, first))
         return first
 
-    async def _record(self, charge: Charge, fallback: Charge | None, first: asyncio.Future[bool]) -> None:
+    async def _record(
+        self, charge: Charge.TokensConsumed, fallback: Charge.TokensConsumed | None, first: asyncio.Future[bool]
+    ) -> None:
         # A command keeps its event: resending it after an ambiguous failure is safe, the
         # ledger sees a duplicate request id and records nothing twice.
         command = commands.Settle.of(charge)
-        (event,) = command.events
         try:
             recorded = bool(await self.svc.ledger.arun(command))
             if recorded:
-                metrics.billed(event)
+                metrics.billed(charge)
         except LedgerUnavailable as exc:
             if not first.done():
                 first.set_exception(exc)

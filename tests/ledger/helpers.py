@@ -37,6 +37,6 @@ def facts(request_id: str, user_id: UUID, key_id: UUID) -> RequestFacts:
 
 
 def charge(request_id: str, user_id: UUID, key_id: UUID, tokens: int, reserved: str = "0",
-           status: RequestStatus = RequestStatus.SUCCESS) -> Charge:
+           status: RequestStatus = RequestStatus.SUCCESS) -> Charge.TokensConsumed:
     return Charge.record(facts(request_id, user_id, key_id), TokenUsage(output=tokens), PRICE, Decimal(1),
                          reserved=Money(reserved), latency_ms=1, status=status, usage_source=UsageSource.UPSTREAM)

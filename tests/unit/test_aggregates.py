@@ -26,14 +26,14 @@ def test_a_charge_is_named_by_its_request() -> None:
                           latency_ms=3, status=RequestStatus.SUCCESS, usage_source=UsageSource.UPSTREAM)
     again = Charge.record(_facts(), TokenUsage(input=99), Price.of("1", "1"), Decimal(1), reserved=Money(1),
                           latency_ms=3, status=RequestStatus.SUCCESS, usage_source=UsageSource.UPSTREAM)
-    assert first.id == again.id == charge_id_for("req-1")
+    assert first.originator_id == again.originator_id == charge_id_for("req-1")
+    assert isinstance(first.mutate(None), Charge)  # replay builds the aggregate from the event
 
 
 def test_a_charge_computes_its_own_cost() -> None:
-    charge = Charge.record(_facts(), TokenUsage(input=1000, output=1000), Price.of("300", "1500"), Decimal(2),
-                           reserved=Money(1), latency_ms=3, status=RequestStatus.SUCCESS,
-                           usage_source=UsageSource.UPSTREAM)
-    (event,) = charge.collect_events()
+    event = Charge.record(_facts(), TokenUsage(input=1000, output=1000), Price.of("300", "1500"), Decimal(2),
+                          reserved=Money(1), latency_ms=3, status=RequestStatus.SUCCESS,
+                          usage_source=UsageSource.UPSTREAM)
     assert event.cost == Money("3.6")
     assert type(event).TOPIC == "tokensea.TokensConsumed"
 
