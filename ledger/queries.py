@@ -127,10 +127,6 @@ class Queries:
 
     # -- keys -------------------------------------------------------------------------
 
-    def key_by_digest(self, digest: str) -> dict[str, Any] | None:
-        row = self._one(f"SELECT {_KEY} FROM ts_keys WHERE digest = %s", [digest])
-        return None if row is None else _key(row)
-
     def caller_by_digest(self, digest: str) -> dict[str, Any] | None:
         """A key and the state of its owner: what authenticating a model call needs."""
         row = self._one(
