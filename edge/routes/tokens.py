@@ -42,12 +42,12 @@ def _expiry(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value) if "T" in value or " " in value else datetime.combine(
             date.fromisoformat(value), time.max
         )
-    except ValueError:
-        raise ValueError("an ISO date or date-time") from None
-    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        parsed = (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # year 9999 at -14:00 has no UTC time: OverflowError
+        raise ValueError("an ISO date or date-time in years 1 to 9999") from None
     if parsed <= datetime.now(timezone.utc):
         raise ValueError("must be in the future")
-    return parsed.astimezone(timezone.utc)
+    return parsed
 
 
 class CreateKey(BaseModel):

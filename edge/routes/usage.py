@@ -30,9 +30,9 @@ def _when(request: Request, name: str) -> datetime | None:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00")) if "T" in raw else datetime.combine(
             date.fromisoformat(raw), datetime.min.time()
         )
-    except ValueError:
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # year 1 at +14:00 has no UTC time: OverflowError
         raise Problem(400, "invalid_request", f"{name} must be an ISO date or date-time", param=name) from None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 @blueprint.get("/logs")

@@ -52,6 +52,16 @@ def test_injection_strings_are_only_data(gateway: Gateway, unique: str) -> None:
     assert httpx.get(f"{gateway.url}/v1/models", headers={"authorization": f"Bearer {secret}"}).status_code == 200
 
 
+def test_dates_at_the_edge_of_the_calendar_are_a_400(gateway: Gateway, unique: str) -> None:
+    """Found by schemathesis: year 1 at +14:00 has no UTC time and raised OverflowError (500)."""
+    token, _ = gateway.register(unique)
+    with gateway.client(token) as http:
+        for edge_date in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+            assert http.get("/api/usage/logs", params={"from": edge_date}).status_code == 400
+            assert http.get("/api/usage/logs", params={"to": edge_date}).status_code == 400
+        assert http.post("/api/tokens", json={"name": "k", "expiresAt": "9999-12-31T23:59:59-14:00"}).status_code == 400
+
+
 def test_cors_is_off_unless_configured(gateway: Gateway) -> None:
     answer = httpx.get(f"{gateway.url}/healthz", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in answer.headers
