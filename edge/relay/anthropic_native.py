@@ -49,13 +49,8 @@ class AnthropicStream(StreamProcessor):
         kind = event.name
         if kind == "ping":
             return event.raw
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            self.upstream_error = "the provider sent a malformed event"
-            return b""
-        if not isinstance(data, dict):
-            self.upstream_error = "the provider sent a malformed event"
+        data = self.decode(event.data)
+        if data is None:
             return b""
         kind = kind or data.get("type")
         if kind == "content_block_delta":
@@ -76,8 +71,7 @@ class AnthropicStream(StreamProcessor):
             self.finished = True
             return b""
         elif kind == "error":
-            error = data.get("error")
-            self.upstream_error = str(error.get("message") if isinstance(error, dict) else error)[:500]
+            self.reported_error(data.get("error"))
             return b""
         return event.raw
 

@@ -21,13 +21,14 @@ import aiohttp
 import orjson
 from sanic import HTTPResponse, Request
 
-from domain.catalogue import Model, Route
+from domain.catalogue import Model, Protocol, Route
 from domain.charges import RequestStatus, UsageSource
 from domain.usage import TokenUsage
 from edge import metrics
 from edge.errors import Problem
 from edge.relay import prompts, tokens
-from edge.relay.meter import Meter
+from edge.relay.keys import Caller
+from edge.relay.meter import Meter, admit
 from edge.relay.protocol import Adapter, StreamProcessor
 from edge.relay.sse import MalformedStream, Parser
 from edge.relay.upstream import UpstreamError, open_call
@@ -87,6 +88,37 @@ def _estimate(call: Call, prompt: TokenUsage | None, output_tokens: int) -> Toke
     if prompt is None:
         prompt = TokenUsage(input=tokens.count(prompts.prompt_text(call.body)))
     return TokenUsage(input=prompt.input, cache_read=prompt.cache_read, cache_write=prompt.cache_write, output=output_tokens)
+
+
+async def relay(
+    svc: Services,
+    request: Request,
+    caller: Caller,
+    model: Model,
+    body: dict[str, Any],
+    stream: bool,
+    *,
+    endpoint: str,
+    prompt_tokens_bound: int,
+    max_output_tokens: int,
+    adapter_for: Callable[[Protocol], Adapter],
+) -> HTTPResponse | None:
+    """Everything after validation, for either client protocol: prepare each route's
+    request (a 400 if none can be expressed), admit the worst case, then run the call."""
+
+    def adapter(route: Route) -> Adapter:
+        return adapter_for(svc.settings.catalogue.providers[route.provider].protocol)
+
+    tries = attempts(model, body, stream, adapter)
+    meter = await admit(
+        svc, caller, model,
+        request_id=request.ctx.request_id,
+        endpoint=endpoint,
+        stream=stream,
+        prompt_tokens_bound=prompt_tokens_bound,
+        max_output_tokens=max_output_tokens,
+    )
+    return await run(Call(svc, request, request.ctx.request_id, model, body, stream, meter, tries))
 
 
 async def run(call: Call) -> HTTPResponse | None:

@@ -50,17 +50,11 @@ class OpenAIStream(StreamProcessor):
         if data == "[DONE]":
             self.finished = True
             return b""
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self.upstream_error = "the provider sent a malformed event"
-            return b""
-        if not isinstance(chunk, dict):
-            self.upstream_error = "the provider sent a malformed event"
+        chunk = self.decode(data)
+        if chunk is None:
             return b""
         if chunk.get("error"):
-            error = chunk["error"]
-            self.upstream_error = str(error.get("message") if isinstance(error, dict) else error)[:500]
+            self.reported_error(chunk.get("error"))
             return b""  # the relay sends its own error frame, then closes
         choices = chunk.get("choices")
         for choice in choices or ():

@@ -11,6 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+import orjson
+
 from domain.catalogue import Route
 from domain.usage import TokenUsage
 from edge.relay.sse import Event
@@ -24,6 +26,21 @@ class StreamProcessor(ABC):
         self.prompt_usage: TokenUsage | None = None  # prompt-side usage known early (Anthropic)
         self.finished = False  # the provider's terminator arrived
         self.upstream_error: str | None = None  # the provider reported an error mid-stream
+
+    def decode(self, data: str) -> dict[str, Any] | None:
+        """An event's JSON object, or None (and the stream marked broken) if it is not one."""
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict):
+            self.upstream_error = "the provider sent a malformed event"
+            return None
+        return value
+
+    def reported_error(self, error: Any) -> None:
+        """The provider's own error event: keep its message, the relay sends the client's."""
+        self.upstream_error = str(error.get("message") if isinstance(error, dict) else error)[:500]
 
     @abstractmethod
     def feed(self, event: Event) -> bytes:

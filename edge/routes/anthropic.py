@@ -7,13 +7,12 @@ from typing import Any
 import orjson
 from sanic import Blueprint, HTTPResponse, Request
 
-from domain.catalogue import Protocol, Route, model_allowed
+from domain.catalogue import Protocol, model_allowed
 from edge.auth import services
 from edge.errors import Problem
 from edge.http import respond
 from edge.relay import exchange, prompts, tokens
 from edge.relay.anthropic_native import AnthropicToAnthropic
-from edge.relay.meter import admit
 from edge.relay.protocol import Adapter
 from edge.relay.translate.anthropic_to_openai import AnthropicToOpenAI
 from edge.relay.upstream import UpstreamError, open_call
@@ -58,21 +57,13 @@ async def messages(request: Request) -> HTTPResponse | None:
     catalogue = svc.settings.catalogue
     model = model_of(body, catalogue.models)
     request.ctx.model = model.id
-
-    def adapter(route: Route) -> Adapter:
-        return adapter_for(catalogue.providers[route.provider].protocol)
-
-    tries = exchange.attempts(model, body, stream, adapter)
-    meter = await admit(
-        svc, caller, model,
-        request_id=request.ctx.request_id,
+    return await exchange.relay(
+        svc, request, caller, model, body, stream,
         endpoint="/v1/messages",
-        stream=stream,
         prompt_tokens_bound=prompts.anthropic_bound(body, len(request.body)),
         max_output_tokens=max_tokens,
+        adapter_for=adapter_for,
     )
-    call = exchange.Call(svc, request, request.ctx.request_id, model, body, stream, meter, tries)
-    return await exchange.run(call)
 
 
 @blueprint.post("/count_tokens")

@@ -7,12 +7,11 @@ from typing import Any
 import orjson
 from sanic import Blueprint, HTTPResponse, Request
 
-from domain.catalogue import Model, Protocol, Route, model_allowed
+from domain.catalogue import Model, Protocol, model_allowed
 from edge.auth import services
 from edge.errors import Problem
 from edge.http import respond
 from edge.relay import exchange, prompts
-from edge.relay.meter import admit
 from edge.relay.openai_native import OpenAIToOpenAI
 from edge.relay.protocol import Adapter
 from edge.relay.translate.openai_to_anthropic import OpenAIToAnthropic
@@ -97,21 +96,13 @@ async def chat_completions(request: Request) -> HTTPResponse | None:
     request.ctx.model = model.id
     if n > 1 and any(catalogue.providers[r.provider].protocol is not Protocol.OPENAI for r in model.routes):
         raise Problem(400, "invalid_request", "n > 1 is not supported for this model's provider", param="n")
-
-    def adapter(route: Route) -> Adapter:
-        return adapter_for(catalogue.providers[route.provider].protocol)
-
-    tries = exchange.attempts(model, body, stream, adapter)
-    meter = await admit(
-        svc, caller, model,
-        request_id=request.ctx.request_id,
+    return await exchange.relay(
+        svc, request, caller, model, body, stream,
         endpoint="/v1/chat/completions",
-        stream=stream,
         prompt_tokens_bound=prompts.openai_bound(body, len(request.body)),
         max_output_tokens=max_output * n,
+        adapter_for=adapter_for,
     )
-    call = exchange.Call(svc, request, request.ctx.request_id, model, body, stream, meter, tries)
-    return await exchange.run(call)
 
 
 @blueprint.get("/models")

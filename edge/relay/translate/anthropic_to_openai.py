@@ -214,17 +214,11 @@ class OpenAIToAnthropicStream(StreamProcessor):
         if event.data == "[DONE]":
             self.finished = True
             return b""
-        try:
-            chunk = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            self.upstream_error = "the provider sent a malformed event"
-            return b""
-        if not isinstance(chunk, dict):
-            self.upstream_error = "the provider sent a malformed event"
+        chunk = self.decode(event.data)
+        if chunk is None:
             return b""
         if chunk.get("error"):
-            error = chunk["error"]
-            self.upstream_error = str(error.get("message") if isinstance(error, dict) else error)[:500]
+            self.reported_error(chunk.get("error"))
             return b""
         out: list[bytes] = []
         if not self._started:

@@ -233,13 +233,8 @@ class AnthropicToOpenAIStream(StreamProcessor):
     def feed(self, event: Event) -> bytes:
         if event.name == "ping":
             return b""
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            self.upstream_error = "the provider sent a malformed event"
-            return b""
-        if not isinstance(data, dict):
-            self.upstream_error = "the provider sent a malformed event"
+        data = self.decode(event.data)
+        if data is None:
             return b""
         kind = event.name or data.get("type")
         if kind == "message_start":
@@ -282,8 +277,7 @@ class AnthropicToOpenAIStream(StreamProcessor):
         if kind == "message_stop":
             self.finished = True
         elif kind == "error":
-            error = data.get("error")
-            self.upstream_error = str(error.get("message") if isinstance(error, dict) else error)[:500]
+            self.reported_error(data.get("error"))
         return b""
 
     def closing(self) -> bytes:
