@@ -9,7 +9,8 @@ from typing import Any
 from uuid import UUID
 
 from domain.money import EXACT
-from ledger.database import Database, to_datetime, to_decimal, to_optional_datetime, to_uuid
+from ledger.database import to_datetime, to_decimal, to_optional_datetime, to_uuid
+from ledger.queries import Queries
 from projections.logs import COLUMNS
 from projections.usage import FIELDS
 
@@ -23,18 +24,8 @@ class LogFilter:
     until: datetime | None = None
 
 
-class ProjectionQueries:
-    def __init__(self, db: Database, conn: Any) -> None:
-        self.db = db
-        self.conn = conn
-
-    def _all(self, statement: str, params: list[Any]) -> list[Any]:
-        cur = self.conn.cursor()
-        try:
-            cur.execute(self.db.sql(statement), params)
-            return list(cur.fetchall())
-        finally:
-            cur.close()
+class ProjectionQueries(Queries):
+    """Reads of the read models, through the same connection plumbing as the ledger's."""
 
     def user_balance(self, user_id: UUID) -> dict[str, Any]:
         rows = self._all("SELECT quota, used, request_count FROM proj_user_balances WHERE user_id = %s", [user_id])

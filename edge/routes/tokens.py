@@ -50,19 +50,22 @@ def _expiry(value: Any) -> datetime | None:
     return parsed
 
 
-class CreateKey(BaseModel):
+class _KeyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("quota", mode="before", check_fields=False)
+    @classmethod
+    def _exact_quota(cls, value: Any) -> Any:
+        _quota(value)  # refuses floats, booleans and negatives before pydantic coerces them
+        return value
+
+
+class CreateKey(_KeyBody):
     name: str = Field(min_length=1, max_length=64)
     planId: int | None = None
     quota: Amount | None = None
     models: list[str] | None = Field(default=None, max_length=500)
     expiresAt: str | None = None
-
-    @field_validator("quota", mode="before")
-    @classmethod
-    def _no_bool(cls, value: Any) -> Any:
-        _quota(value)
-        return value
 
     @field_validator("expiresAt")
     @classmethod
@@ -71,17 +74,10 @@ class CreateKey(BaseModel):
         return value
 
 
-class UpdateKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UpdateKey(_KeyBody):
     name: str | None = Field(default=None, min_length=1, max_length=64)
     status: KeyStatus | None = None
     quota: Amount | None = None
-
-    @field_validator("quota", mode="before")
-    @classmethod
-    def _no_bool(cls, value: Any) -> Any:
-        _quota(value)
-        return value
 
     @field_validator("status")
     @classmethod
