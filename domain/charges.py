@@ -82,10 +82,6 @@ class Charge(Aggregate):
         usage_source: str
         error: str | None
 
-    @staticmethod
-    def create_id(request_id: str) -> UUID:
-        return charge_id_for(request_id)
-
     @event(TokensConsumed)
     def __init__(
         self,

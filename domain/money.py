@@ -135,5 +135,3 @@ class Money:
             total = EXACT.add(total, amount.cents)
         return cls(total)
 
-
-ZERO: Final = Money(0)

@@ -58,14 +58,6 @@ class Price:
         """The dearest price a prompt token can be billed at."""
         return max(self.input, self.cache_read, self.cache_write)
 
-    def as_dict(self) -> dict[str, Decimal]:
-        return {
-            "input": self.input,
-            "output": self.output,
-            "cache_read": self.cache_read,
-            "cache_write": self.cache_write,
-        }
-
 
 def multiplier_of(value: object) -> Decimal:
     return _rate(value, "price multiplier")

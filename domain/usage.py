@@ -54,22 +54,10 @@ class TokenUsage:
             raise InvalidUsage(f"unknown token kinds: {', '.join(sorted(unknown))}")
         return cls(**{kind: _count(value, kind) for kind, value in counts.items()})
 
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "input": self.input,
-            "output": self.output,
-            "cache_read": self.cache_read,
-            "cache_write": self.cache_write,
-        }
-
     @property
     def prompt_total(self) -> int:
         """All prompt-side tokens: what OpenAI calls ``prompt_tokens``."""
         return self.input + self.cache_read + self.cache_write
-
-    @property
-    def is_empty(self) -> bool:
-        return self.prompt_total == 0 and self.output == 0
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from edge.relay.keys import KeyCache
 from edge.security import LoginThrottle, Sessions
 from edge.settings import Settings
 from ledger import Ledger
@@ -24,7 +25,7 @@ class Services:
     sessions: Sessions
     throttle: LoginThrottle
     http: aiohttp.ClientSession
-    keys: Any  # edge.relay.keys.KeyCache (kept loose to avoid an import cycle)
+    keys: KeyCache
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

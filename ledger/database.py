@@ -100,13 +100,6 @@ class Database:
             return self.url
         return self.url.replace(f":{self.password}@", ":***@")
 
-    @property
-    def directory(self) -> Path:
-        """Where files that belong beside the database go (the generated JWT secret)."""
-        if self.backend == "sqlite":
-            return Path(self.path).parent
-        return Path.cwd()
-
     # -- SQL -------------------------------------------------------------------------
 
     def sql(self, statement: str) -> str:

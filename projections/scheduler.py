@@ -14,7 +14,6 @@ import fcntl
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -80,7 +79,3 @@ class Scheduler:
     def shutdown(self) -> None:
         with contextlib.suppress(Exception):
             self._scheduler.shutdown(wait=False)
-
-    @property
-    def jobs(self) -> list[Any]:
-        return list(self._scheduler.get_jobs())

@@ -8,6 +8,7 @@ exactly once even if two runners ever overlap, or a rebuild swaps tables meanwhi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -81,6 +82,13 @@ class Lag:
     seconds: float
 
 
+def _close(conn: Any) -> None:
+    """Close a connection that may already be broken."""
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
 def lag_report(db: Database, conn: Any, events: EventLog) -> list[Lag]:
     """How far each projection trails the ledger, in events and in seconds (the age of
     the oldest event it has not applied)."""
@@ -122,11 +130,8 @@ class Runner:
         return self._conn
 
     def reset(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        _close(self._conn)
+        self._conn = None
 
     def step(self) -> int:
         """Apply the next batch of events; the number of events read (0: caught up)."""
@@ -204,8 +209,5 @@ class _Waiter:
             break
 
     def reset(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        _close(self._conn)
+        self._conn = None

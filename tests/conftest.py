@@ -1,8 +1,11 @@
-"""Shared fixtures: a fresh database on each backend, per test.
+"""Shared fixtures.
 
-``database_url`` is parametrized over SQLite (a new file) and PostgreSQL (a new schema
-in the ``test`` database on 127.0.0.1:5432, dropped afterwards). Set
-``TOKENSEA_TEST_POSTGRES`` to point elsewhere.
+- ``database_url``: a fresh database per test, on SQLite (a new file) and PostgreSQL (a
+  new schema in the ``test`` database on 127.0.0.1:5432, dropped afterwards; set
+  ``TOKENSEA_TEST_POSTGRES`` to point elsewhere).
+- ``fake``: one fake upstream per session (``tests/fakes/upstream.py``).
+- ``gateway``: ``tokensea serve`` with 2 workers, one per test module and backend.
+- ``unique``: a fresh username, so tests sharing a gateway stay apart.
 """
 
 from __future__ import annotations
@@ -10,24 +13,56 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.fakes.upstream import FakeUpstream
+from tests.gateway import Gateway, start
+
 POSTGRES = os.environ.get("TOKENSEA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _drop_schema(schema: str) -> None:
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+@contextmanager
+def fresh_database(backend: str, directory: Path) -> Iterator[str]:
+    """The URL of an empty database on ``backend``, removed afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'tokensea.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    try:
+        yield f"{POSTGRES}?schema={schema}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'tokensea.db'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    yield f"{POSTGRES}?schema={schema}"
-    _drop_schema(schema)
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def fake() -> Iterator[FakeUpstream]:
+    upstream = FakeUpstream().start()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def gateway(request: pytest.FixtureRequest, fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    directory = tmp_path_factory.mktemp(f"gateway-{request.param}")
+    with fresh_database(request.param, directory) as url:
+        running = start(url, fake, directory, workers=2)
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    return "u" + uuid.uuid4().hex[:12]

@@ -88,6 +88,7 @@ price_multiplier = "0.5"
 
 [server]
 login_max_failures = 3
+cors_origins = ["https://app.example"]
 {extra}
 """
 

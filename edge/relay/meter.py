@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -33,10 +32,6 @@ from ledger import Hold, LedgerUnavailable, commands
 log = logging.getLogger("tokensea.billing")
 
 RETRY_SECONDS = (0.2, 0.5, 1, 2, 5)
-
-
-def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,6 @@ import pytest
 from ledger import Database
 from ledger.log import EventLog
 from ledger.replay import events
-from tests.conftest import POSTGRES, _drop_schema
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway import Gateway, start, wait_until
 
@@ -25,13 +23,6 @@ FAST_RECOVERY = """
 recovery_stale_seconds = 1
 recovery_grace_seconds = 1
 """
-
-
-@pytest.fixture
-def schema_url() -> Iterator[str]:
-    schema = f"chaos_{uuid.uuid4().hex[:12]}"
-    yield f"{POSTGRES}?schema={schema}"
-    _drop_schema(schema)
 
 
 def _load(gateway: Gateway, key: str, tag: str, stop: threading.Event, successes: set[str], lock: threading.Lock,

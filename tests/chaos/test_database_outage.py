@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.chaos.test_crash import schema_url  # noqa: F401 - fixture
 from tests.edge.test_openai_relay import logs
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway import start, wait_until
@@ -40,7 +39,7 @@ def outage() -> Iterator[None]:
         wait_until(_ready, timeout=30)
 
 
-def test_fail_closed_then_recover_by_itself(fake: FakeUpstream, tmp_path: Path, schema_url: str, outage: None) -> None:  # noqa: F811
+def test_fail_closed_then_recover_by_itself(fake: FakeUpstream, tmp_path: Path, schema_url: str, outage: None) -> None:
     gateway = start(schema_url, fake, tmp_path, workers=2)
     try:
         token, key, _ = gateway.funded("outage", "100")

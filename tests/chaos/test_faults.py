@@ -3,11 +3,9 @@ the right client error, the right charge, and no reservation left behind."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 
 import anthropic
 import httpx
@@ -15,7 +13,7 @@ import openai
 import pytest
 
 from ledger import Database
-from tests.conftest import POSTGRES, _drop_schema
+from tests.conftest import fresh_database
 from tests.edge.test_anthropic_relay import claude
 from tests.edge.test_openai_relay import logs, sdk
 from tests.fakes.upstream import FakeUpstream
@@ -51,18 +49,14 @@ output = "1000000"
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def gateway(request: pytest.FixtureRequest, fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    directory: Path = tmp_path_factory.mktemp(f"faults-{request.param}")
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{directory / 'tokensea.db'}"
-    else:
-        schema = f"faults_{uuid.uuid4().hex[:12]}"
-        url = f"{POSTGRES}?schema={schema}"
-    running = start(url, fake, directory, workers=2, extra=FAULTY.format(dead_port=free_port()))
-    yield running
-    running.stop()
-    if schema:
-        _drop_schema(schema)
+    """The shared gateway, with short upstream timeouts, a dead provider and a tiny-price model."""
+    directory = tmp_path_factory.mktemp(f"faults-{request.param}")
+    with fresh_database(request.param, directory) as url:
+        running = start(url, fake, directory, workers=2, extra=FAULTY.format(dead_port=free_port()))
+        try:
+            yield running
+        finally:
+            running.stop()
 
 
 def _holds(gateway: Gateway) -> tuple[int, Decimal]:

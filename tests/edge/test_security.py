@@ -62,9 +62,21 @@ def test_dates_at_the_edge_of_the_calendar_are_a_400(gateway: Gateway, unique: s
         assert http.post("/api/tokens", json={"name": "k", "expiresAt": "9999-12-31T23:59:59-14:00"}).status_code == 400
 
 
-def test_cors_is_off_unless_configured(gateway: Gateway) -> None:
+def test_cors_answers_only_configured_origins(gateway: Gateway) -> None:
     answer = httpx.get(f"{gateway.url}/healthz", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in answer.headers
+    allowed = httpx.get(f"{gateway.url}/healthz", headers={"origin": "https://app.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    preflight = httpx.options(f"{gateway.url}/v1/chat/completions", headers={
+        "origin": "https://app.example", "access-control-request-method": "POST"})
+    assert preflight.status_code == 204
+    assert "authorization" in preflight.headers["access-control-allow-headers"]
+
+
+def test_cors_is_off_by_default() -> None:
+    from edge.settings import load
+
+    assert load().server.cors_origins == []
 
 
 @pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/messages"])

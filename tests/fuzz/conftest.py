@@ -1,6 +1,3 @@
-from tests.edge.conftest import fake, gateway, unique  # noqa: F401 - the same fixtures as the end-to-end tests
-
-
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
     from tests.fuzz.test_account_api_fuzz import CALLS
 
