@@ -4,6 +4,7 @@
     ├── pydantic.ValidationError      → 400 invalid_request
     ├── domain.errors.DomainError     → 400 invalid_request
     ├── ledger NotFound / Conflict    → 404 / 409
+    ├── ledger InvalidValue           → 400 invalid_request
     ├── ledger Refused                → 402 insufficient_quota or 403 (key/user state)
     ├── ledger LedgerUnavailable      → 503 ledger_unavailable
     └── sanic's own (404 route, 405, 413 body too large, 408 timeout)
@@ -27,7 +28,7 @@ from sanic import HTTPResponse, Request
 from sanic import exceptions as sanic_errors
 
 from domain.errors import DomainError
-from ledger import Conflict, LedgerUnavailable, NotFound, Refused
+from ledger import Conflict, InvalidValue, LedgerUnavailable, NotFound, Refused
 
 log = logging.getLogger("tokensea.errors")
 
@@ -135,6 +136,8 @@ def to_problem(exc: BaseException) -> Problem:
         return Problem(400, "invalid_request", str(exc))
     if isinstance(exc, Refused):
         return refusal(exc)
+    if isinstance(exc, InvalidValue):
+        return Problem(400, "invalid_request", "the request contains a value that cannot be stored")
     if isinstance(exc, NotFound):
         return Problem(404, "not_found", str(exc) or "not found")
     if isinstance(exc, Conflict):

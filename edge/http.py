@@ -23,9 +23,30 @@ def read_json(request: Request) -> Any:
     if not raw:
         raise Problem(400, "invalid_request", "a JSON body is required")
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
+        data = json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise Problem(400, "invalid_request", "the body is not valid JSON") from None
+    if _has_nul(data):  # PostgreSQL text cannot hold NUL; say so instead of failing later
+        raise Problem(400, "invalid_request", "text may not contain NUL characters")
+    return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    return False
+
+
+def query(request: Request, name: str) -> str | None:
+    """A query parameter, refused (400) if it holds a NUL character, which no database stores."""
+    value = request.args.get(name)
+    if value is not None and "\x00" in value:
+        raise Problem(400, "invalid_request", f"{name} may not contain NUL characters", param=name)
+    return value
 
 
 def _refuse_constant(name: str) -> Any:

@@ -29,13 +29,14 @@ commit.
 
 from ledger.admission import Hold
 from ledger.database import Database
-from ledger.errors import Conflict, LedgerError, LedgerUnavailable, NotFound, Refused
+from ledger.errors import Conflict, InvalidValue, LedgerError, LedgerUnavailable, NotFound, Refused
 from ledger.service import Ledger
 
 __all__ = [
     "Conflict",
     "Database",
     "Hold",
+    "InvalidValue",
     "Ledger",
     "LedgerError",
     "LedgerUnavailable",

@@ -2,6 +2,7 @@
 
     LedgerError
     ├── LedgerUnavailable   the database cannot be reached or written: fail closed (503)
+    ├── InvalidValue        a value the database cannot store (a NUL character): the caller's (400)
     ├── NotFound            no such user or key (or not the caller's)
     ├── Conflict            a unique name is taken, or concurrent changes kept colliding
     └── Refused             admission refused: not enough quota, or the account may not spend
@@ -18,6 +19,10 @@ class LedgerError(Exception):
 
 class LedgerUnavailable(LedgerError):
     """The database cannot be reached or written; callers must fail closed."""
+
+
+class InvalidValue(LedgerError):
+    """A value the database refuses to store, such as text with a NUL character."""
 
 
 class NotFound(LedgerError):

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import DataError, IntegrityError, PersistenceError
 
 from domain.charges import Charge
 from ledger import commands
@@ -41,7 +41,7 @@ from ledger.application import LedgerApplication
 from ledger.batching import BatchWorker, Pending
 from ledger.database import Database
 from ledger.effects import Effects
-from ledger.errors import Conflict, LedgerError, LedgerUnavailable
+from ledger.errors import Conflict, InvalidValue, LedgerError, LedgerUnavailable
 from ledger.log import EventLog
 from ledger.queries import Queries
 from ledger.recovery import Recovery
@@ -59,6 +59,15 @@ _UNAVAILABLE = (
     OSError,
 )
 _CONFLICT = (IntegrityError, psycopg.IntegrityError, sqlite3.IntegrityError)
+_INVALID = (DataError, psycopg.DataError, sqlite3.DataError)
+
+
+def _failure(exc: BaseException) -> LedgerError:
+    """What a database error means to the caller: a value it cannot store (the caller's
+    mistake, e.g. a NUL character in a name), or the database being out of reach."""
+    if isinstance(exc, _INVALID):
+        return InvalidValue(str(exc))
+    return LedgerUnavailable(str(exc))
 
 
 class Ledger:
@@ -147,7 +156,7 @@ class Ledger:
             return query(Queries(self.db, self._connection()))
         except _UNAVAILABLE as exc:
             self._drop_connection()
-            raise LedgerUnavailable(str(exc)) from exc
+            raise _failure(exc) from exc
 
     def get(self, aggregate_id: UUID) -> Any:
         return self.app.repository.get(aggregate_id)
@@ -198,7 +207,7 @@ class Ledger:
         except _UNAVAILABLE as exc:
             self._drop_connection()
             for pending, _ in prepared:
-                pending.set_exception(LedgerUnavailable(str(exc)))
+                pending.set_exception(_failure(exc))
             return
         for pending, outcome in prepared:
             pending.set_result(outcome.result)
@@ -208,7 +217,7 @@ class Ledger:
             return pending.job.prepare(self)
         except _UNAVAILABLE as exc:
             self._drop_connection()
-            pending.set_exception(LedgerUnavailable(str(exc)))
+            pending.set_exception(_failure(exc))
         except Exception as exc:  # noqa: BLE001 - domain and ledger errors go to the caller
             pending.set_exception(exc)
         return None
@@ -231,7 +240,7 @@ class Ledger:
                 continue
             except _UNAVAILABLE as exc:
                 self._drop_connection()
-                pending.set_exception(LedgerUnavailable(str(exc)))
+                pending.set_exception(_failure(exc))
                 return
             pending.set_result(outcome.result)
             return
@@ -256,7 +265,7 @@ class Ledger:
         except _UNAVAILABLE as exc:
             self._drop_connection()
             for pending in batch:
-                pending.set_exception(LedgerUnavailable(str(exc)))
+                pending.set_exception(_failure(exc))
 
     # -- maintenance -----------------------------------------------------------------------
 

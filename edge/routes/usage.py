@@ -14,7 +14,7 @@ from domain.money import EXACT, format_decimal
 from edge import views
 from edge.auth import current_user, services
 from edge.errors import Problem
-from edge.http import page, respond
+from edge.http import page, query, respond
 from projections.queries import LogFilter, ProjectionQueries
 
 blueprint = Blueprint("usage", url_prefix="/api/usage")
@@ -23,7 +23,7 @@ PERIODS = {"24h": None, "7d": 7, "30d": 30}
 
 
 def _when(request: Request, name: str) -> datetime | None:
-    raw = request.args.get(name)
+    raw = query(request, name)
     if raw is None:
         return None
     try:
@@ -40,12 +40,12 @@ async def logs(request: Request) -> HTTPResponse:
     user = await current_user(request)
     number, size = page(request)
     key_id = None
-    if (raw := request.args.get("tokenId")) is not None:
+    if (raw := query(request, "tokenId")) is not None:
         try:
             key_id = UUID(raw)
         except ValueError:
             raise Problem(400, "invalid_request", "tokenId must be a key id", param="tokenId") from None
-    model = request.args.get("model")
+    model = query(request, "model")
     if model is not None and len(model) > 128:
         raise Problem(400, "invalid_request", "model is too long", param="model")
     where = LogFilter(user["user_id"], model=model, key_id=key_id, since=_when(request, "from"), until=_when(request, "to"))

@@ -62,6 +62,21 @@ def test_dates_at_the_edge_of_the_calendar_are_a_400(gateway: Gateway, unique: s
         assert http.post("/api/tokens", json={"name": "k", "expiresAt": "9999-12-31T23:59:59-14:00"}).status_code == 400
 
 
+def test_nul_characters_are_refused_clearly(gateway: Gateway, unique: str) -> None:
+    """Found by schemathesis: NUL reached PostgreSQL, which refused it, and the client got a 503."""
+    token, _ = gateway.register(unique)
+    nul = chr(0)
+    with gateway.client(token) as http:
+        for answer in (
+            http.patch("/api/user/self", json={"name": f"a{nul}b"}),
+            http.post("/api/tokens", json={"name": f"k{nul}"}),
+            http.get("/api/usage/logs", params={"model": f"gpt{nul}"}),
+            http.post("/api/auth/login", json={"username": f"a{nul}", "password": "x" * 8}),
+        ):
+            assert answer.status_code == 400, answer.text
+            assert "NUL" in answer.json()["error"]["message"]
+
+
 def test_cors_answers_only_configured_origins(gateway: Gateway) -> None:
     answer = httpx.get(f"{gateway.url}/healthz", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in answer.headers

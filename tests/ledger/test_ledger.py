@@ -19,7 +19,17 @@ from domain.grants import GrantReason
 from domain.keys import KeyStatus
 from domain.money import Money
 from domain.users import Status
-from ledger import Conflict, Database, Hold, Ledger, LedgerUnavailable, NotFound, Refused, commands
+from ledger import (
+    Conflict,
+    Database,
+    Hold,
+    InvalidValue,
+    Ledger,
+    LedgerUnavailable,
+    NotFound,
+    Refused,
+    commands,
+)
 from ledger.database import DatabaseUrlError
 from ledger.replay import events, replay
 from tests.ledger import workers
@@ -216,3 +226,17 @@ def test_an_unreachable_database_fails_closed() -> None:
 def test_bad_database_urls_are_explained(url: str) -> None:
     with pytest.raises(DatabaseUrlError):
         Database.from_url(url)
+
+
+def test_a_value_the_database_cannot_store_is_the_callers_error(ledger: Ledger) -> None:
+    """Found by schemathesis: PostgreSQL text cannot hold NUL, and that was reported as
+    the ledger being unavailable (503) instead of a bad value (400)."""
+    alice = register(ledger, "alice")
+    change = commands.ChangeProfile(alice, "a\x00b", None)
+    if ledger.db.is_postgres:
+        with pytest.raises(InvalidValue):
+            ledger.run(change)
+        ledger.run(commands.ChangeProfile(alice, "ab", None))  # and the writer carries on
+    else:
+        ledger.run(change)  # SQLite stores it
+    assert ledger.read(lambda q: q.user_by_id(alice)) is not None
