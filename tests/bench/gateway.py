@@ -9,7 +9,7 @@ Load comes from ``wrk`` (C, multi-threaded) for throughput and for latency at on
 connection, and from an open-loop Python generator for the fixed 200 req/s and the
 streams. The generator is measured against the mock directly as well, so what it adds
 cancels out of every "added latency" figure. LiteLLM runs from ``.bench/litellm-venv``
-(``litellm[proxy]==1.108.7``, see ``.bench/litellm-config.yaml``), skipped if absent.
+(``litellm[proxy]==1.108.7``; the script writes its config), skipped if absent.
 The run ends by checking that TokenSea billed exactly one success per successful answer.
 """
 
@@ -53,6 +53,20 @@ output = "300"
 
 [server]
 access_log = {access_log}
+"""
+
+# LiteLLM's proxy with no database: a master key and one model on the mock.
+LITELLM_CONFIG = """
+model_list:
+  - model_name: gpt-test
+    litellm_params:
+      model: openai/gpt-test
+      api_base: os.environ/MOCK_BASE
+      api_key: sk-mock
+general_settings:
+  master_key: sk-bench-master
+litellm_settings:
+  drop_params: true
 """
 
 
@@ -230,10 +244,11 @@ def start_tokensea(stack: ExitStack, mock: str, workers: int, access_log: bool, 
 
 def start_litellm(stack: ExitStack, mock: str, workers: int, work: Path) -> Target | None:
     binary = BENCH / "litellm-venv" / "bin" / "litellm"
-    config = BENCH / "litellm-config.yaml"
-    if not binary.exists() or not config.exists():
+    if not binary.exists():
         print("LiteLLM skipped: create .bench/litellm-venv with litellm[proxy]==1.108.7 (see the README)")
         return None
+    config = work / "litellm-config.yaml"
+    config.write_text(LITELLM_CONFIG)
     port = free_port()
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "MOCK_BASE": f"{mock}/v1", "LITELLM_LOG": "ERROR"}
     log = (work / "litellm.log").open("wb")

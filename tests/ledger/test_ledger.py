@@ -8,6 +8,7 @@ import queue
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from uuid import uuid4
@@ -30,6 +31,8 @@ from ledger import (
     Refused,
     commands,
 )
+from ledger.admission import admit_batch
+from ledger.batching import Pending
 from ledger.database import DatabaseUrlError
 from ledger.replay import events, replay
 from tests.ledger import workers
@@ -80,6 +83,32 @@ def test_admission_holds_the_worst_case_and_refuses_past_the_balance(ledger: Led
     user = ledger.read(lambda q: q.user_by_id(alice))
     assert (user["used"], user["held"]) == (Decimal("2.5"), Decimal(0))
     ledger.admit(Hold(facts("r2", alice, key), Money("7.5"), ledger.instance_id))
+
+
+def test_one_batch_decides_its_holds_in_order_against_the_running_balance(ledger: Ledger) -> None:
+    alice, bob = register(ledger, "alice", quota="10"), register(ledger, "bob", quota="10")
+    key, capped = new_key(ledger, alice), new_key(ledger, bob, quota="4", name="capped")
+    holds = [Hold(facts(f"r{n}", alice, key), Money(3), ledger.instance_id) for n in range(5)]
+    holds += [Hold(facts("foreign", bob, key), Money(1), ledger.instance_id)]
+    holds += [Hold(facts(f"b{n}", bob, capped), Money(2), ledger.instance_id) for n in range(3)]
+    batch = [Pending(hold, Future(), None) for hold in holds]
+    conn = ledger.db.connect()
+    try:
+        admit_batch(ledger.db, conn, batch)
+    finally:
+        conn.close()
+    for pending in batch:
+        pending.deliver()
+    outcomes = [p.future.exception() or p.future.result() for p in batch]
+    assert outcomes[:3] == [True, True, True] and outcomes[6:8] == [True, True]
+    for refused in (*outcomes[3:5], outcomes[8]):
+        assert isinstance(refused, Refused)
+    assert [(r.reason, r.available) for r in (outcomes[3], outcomes[4], outcomes[8])] == [
+        ("insufficient_user_quota", Money(1)), ("insufficient_user_quota", Money(1)), ("insufficient_key_quota", Money(0))
+    ]
+    assert isinstance(outcomes[5], Refused) and outcomes[5].reason == "unknown_account"
+    assert ledger.read(lambda q: q.user_by_id(alice))["held"] == Decimal(9)
+    assert ledger.read(lambda q: q.key_by_id(capped))["held"] == Decimal(4)
 
 
 def test_a_key_quota_limits_the_key_alone(ledger: Ledger) -> None:
