@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 import uuid
 
@@ -25,6 +26,8 @@ from edge.settings import Settings
 from ledger import Database, Ledger
 from ledger.secrets import get_or_create
 from projections import process as projection_process
+
+SWITCH_INTERVAL = 0.0005  # seconds; measured in tests/bench/gateway.py (README, Benchmarks)
 
 log = logging.getLogger("tokensea")
 
@@ -107,6 +110,9 @@ def setup_lifecycle(app: Sanic) -> None:
     @app.before_server_start
     async def open_services(app: Sanic) -> None:
         configure_logs()  # each worker is a fresh (spawned) process
+        # The ledger's writer threads wait for the GIL whenever the event loop is busy;
+        # a shorter switch interval than the default 5 ms hands it over sooner.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         settings: Settings = app.ctx.settings
         db = Database.from_url(settings.database_url)
         ledger = await asyncio.to_thread(
