@@ -71,13 +71,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     @retry((InterfaceError, OperationalError), max_attempts=3, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        """The library's insert, with the events written by a binary COPY.
+        """The library's insert, cheaper: a batch of charges (the hot path) is one call of
+        ``ts_append_charges``; any other batch is written by a binary COPY after its
+        effects.
 
         Same guarantees: one transaction, the table locked first (so notification ids
-        are committed in order), a NOTIFY for subscribers, a synchronous commit. COPY in
-        binary format is several times cheaper per event than the library's array of
-        composites, which it dumps in Python; callers of this ledger never use the
-        returned ids.
+        are committed in order), a NOTIFY for subscribers, a synchronous commit. Both
+        are several times cheaper per event than the library's array of composites,
+        which it dumps in Python; callers of this ledger never use the returned ids.
         """
         events = kwargs.get("ledger_events") or ()
         if events and all(isinstance(event, Charge.TokensConsumed) for event in events):
