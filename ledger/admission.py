@@ -31,6 +31,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from domain.charges import RequestFacts
 from domain.money import EXACT, Money
 from ledger.batching import Pending
@@ -168,16 +170,17 @@ def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
 
 def _admit_in_database(conn: Any, batch: list[Pending[Hold]]) -> None:
     """PostgreSQL: the whole batch in one statement, ``ts_admit`` (``ledger.schema``)."""
-    facts = [p.job.facts for p in batch]
+    holds = orjson.dumps(
+        [
+            [f.request_id, f.user_id, f.key_id, str(p.job.amount.cents), p.job.instance_id, f.key_name,
+             f.model, f.provider, f.endpoint, f.stream, f.requested_at]
+            for p in batch
+            for f in (p.job.facts,)
+        ]
+    ).decode()
     refusals = conn.execute(
-        "SELECT refused, reason, available FROM ts_admit("
-        "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            [f.request_id for f in facts], [f.user_id for f in facts], [f.key_id for f in facts],
-            [p.job.amount.cents for p in batch], [p.job.instance_id for p in batch], [f.key_name for f in facts],
-            [f.model for f in facts], [f.provider for f in facts], [f.endpoint for f in facts],
-            [f.stream for f in facts], [f.requested_at for f in facts], datetime.now(timezone.utc),
-        ),
+        "SELECT refused, reason, available FROM ts_admit(%s::jsonb, %s)",
+        (holds, datetime.now(timezone.utc)),
         prepare=True,
     ).fetchall()
     refused = {row["refused"] - 1: row for row in refusals}

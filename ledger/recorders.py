@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteTransaction
@@ -25,13 +26,21 @@ from ledger.effects import Effects
 # A batch of charges in one statement, hence one round trip and one implicit
 # transaction: the same steps as the general path below (table lock, hold release into
 # the ``ts_settled`` inbox, the events, the notification), with a synchronous commit.
+# The batch is one JSON parameter (see ``ts_admit`` in ``ledger.schema``); each event's
+# stored state travels as hex.
 _APPEND_CHARGES = """
-CREATE OR REPLACE FUNCTION {schema}.ts_append_charges(
-    p_originator_ids uuid[], p_versions bigint[], p_topics text[], p_states bytea[],
-    p_request_ids text[], p_user_ids uuid[], p_key_ids uuid[], p_costs numeric[], p_lock_timeout text
-) RETURNS void LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION {schema}.ts_append_charges(p_charges jsonb, p_lock_timeout text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    p_originator_ids uuid[]; p_versions bigint[]; p_topics text[]; p_states bytea[];
+    p_request_ids text[]; p_user_ids uuid[]; p_key_ids uuid[]; p_costs numeric[];
 BEGIN
     PERFORM set_config('lock_timeout', p_lock_timeout, true);
+    SELECT array_agg((c->>0)::uuid ORDER BY n), array_agg((c->>1)::bigint ORDER BY n), array_agg(c->>2 ORDER BY n),
+           array_agg(decode(c->>3, 'hex') ORDER BY n), array_agg(c->>4 ORDER BY n), array_agg((c->>5)::uuid ORDER BY n),
+           array_agg((c->>6)::uuid ORDER BY n), array_agg((c->>7)::numeric ORDER BY n)
+    INTO p_originator_ids, p_versions, p_topics, p_states, p_request_ids, p_user_ids, p_key_ids, p_costs
+    FROM jsonb_array_elements(p_charges) WITH ORDINALITY AS x(c, n);
     LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE;
     WITH released AS (
         DELETE FROM {schema}.ts_holds WHERE request_id = ANY(p_request_ids) RETURNING request_id, amount
@@ -64,9 +73,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 schema=schema, events=Identifier(self.events_table_name), channel=Literal(self.channel_name)
             )
         )
-        self._append_charges = SQL(
-            "SELECT {schema}.ts_append_charges(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        ).format(schema=schema)
+        self._append_charges = SQL("SELECT {schema}.ts_append_charges(%s::jsonb, %s)").format(schema=schema)
         self._lock_timeout = f"{self.datastore.lock_timeout}s"
 
     @retry((InterfaceError, OperationalError), max_attempts=3, wait=0.2)
@@ -90,16 +97,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         return None
 
     def _append_charge_batch(self, conn: Any, charges: Sequence[Any], stored_events: Sequence[StoredEvent]) -> None:
-        conn.execute(
-            self._append_charges,
-            (
-                [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events], [e.state for e in stored_events],
-                [c.request_id for c in charges], [c.user_id for c in charges], [c.key_id for c in charges],
-                [c.cost.cents for c in charges], self._lock_timeout,
-            ),
-            prepare=True,
-        )
+        batch = orjson.dumps(
+            [
+                [e.originator_id, e.originator_version, e.topic, e.state.hex(),
+                 c.request_id, c.user_id, c.key_id, str(c.cost.cents)]
+                for e, c in zip(stored_events, charges, strict=True)
+            ]
+        ).decode()
+        conn.execute(self._append_charges, (batch, self._lock_timeout), prepare=True)
 
     def _append(self, conn: Any, curs: Any, events: Sequence[Any], stored_events: Sequence[StoredEvent]) -> None:
         # Pipelined: a batch of charges is one round trip before the COPY.

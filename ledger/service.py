@@ -45,12 +45,13 @@ from ledger.errors import Conflict, InvalidValue, LedgerError, LedgerUnavailable
 from ledger.log import EventLog
 from ledger.queries import Queries
 from ledger.recovery import Recovery
-from ledger.schema import create_tables, creating
+from ledger.schema import create_tables, creating, vacuum_churning_tables
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _MAX_ATTEMPTS = 5
+VACUUM_SECONDS = 2.0  # see ledger.schema.vacuum_churning_tables
 _UNAVAILABLE = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
@@ -279,7 +280,7 @@ class Ledger:
     # -- maintenance -----------------------------------------------------------------------
 
     def _maintain(self) -> None:
-        last_cleanup = 0.0
+        last_cleanup = last_vacuum = 0.0
         while not self._stop.wait(1.0):
             try:
                 conn = self._connection()
@@ -287,6 +288,9 @@ class Ledger:
                 for charge in self.recovery.orphaned_charges(conn):
                     if self.settle(charge):
                         log.warning("recovered request %s as interrupted", charge.request_id)
+                if time.monotonic() - last_vacuum > VACUUM_SECONDS:
+                    vacuum_churning_tables(self.db, conn)
+                    last_vacuum = time.monotonic()
                 if time.monotonic() - last_cleanup > 60:
                     self.recovery.forget_finished(conn)
                     last_cleanup = time.monotonic()
