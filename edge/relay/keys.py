@@ -2,11 +2,14 @@
 
 Entries live one second, so a key disabled, deleted or expired on any worker stops
 working everywhere within a second; admission re-checks key and user state under the
-database's locks anyway, so no request is ever *admitted* on a stale entry.
+database's locks anyway, so no request is ever *admitted* on a stale entry. An entry
+used in the second half of its life is refreshed in the background, so a key in steady
+use (a client making a call every half second, say) never waits for the database here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from edge.security import key_digest
 from ledger import Ledger
 
 TTL_SECONDS = 1.0
+REFRESH_AFTER = 0.5  # of TTL_SECONDS
 MAX_ENTRIES = 50_000
 
 
@@ -64,6 +68,7 @@ class KeyCache:
         self._ledger = ledger
         self._ttl = ttl
         self._entries: OrderedDict[str, tuple[float, Caller | None]] = OrderedDict()
+        self._refreshing: dict[str, asyncio.Task[Caller | None]] = {}
 
     async def authenticate(self, request: Request) -> Caller:
         key = presented_key(request)
@@ -78,10 +83,23 @@ class KeyCache:
         now = time.monotonic()
         entry = self._entries.get(digest)
         if entry is not None and now - entry[0] < self._ttl:
+            if now - entry[0] >= self._ttl * REFRESH_AFTER and digest not in self._refreshing:
+                task = asyncio.create_task(self._fetch(digest))
+                self._refreshing[digest] = task
+                task.add_done_callback(lambda done: self._refreshed(digest, done))
             return entry[1]
+        return await self._fetch(digest)
+
+    def _refreshed(self, digest: str, task: asyncio.Task[Caller | None]) -> None:
+        del self._refreshing[digest]
+        if not task.cancelled():
+            task.exception()  # retrieved: if the ledger was unreachable, the entry just ages out
+
+    async def _fetch(self, digest: str) -> Caller | None:
+        started = time.monotonic()  # the entry is as old as the question, not the answer
         row = await self._ledger.aread(lambda q: q.caller_by_digest(digest))
         caller = None if row is None else _caller(row)
-        self._entries[digest] = (now, caller)
+        self._entries[digest] = (started, caller)
         self._entries.move_to_end(digest)
         while len(self._entries) > MAX_ENTRIES:
             self._entries.popitem(last=False)

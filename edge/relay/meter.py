@@ -6,7 +6,8 @@ reserves that bound in the ledger. ``settle`` records the actual charge exactly 
 it runs as a task the client's connection cannot cancel, so a client that disconnects
 mid-answer is still billed for what was delivered. If the ledger cannot take the
 charge, it keeps retrying in the background until it can (the hold stays reserved
-meanwhile; a process that dies first leaves it to recovery).
+meanwhile; a process that dies first leaves it to recovery). A client that leaves while
+its hold is being written has the hold released as soon as it exists.
 """
 
 from __future__ import annotations
@@ -152,5 +153,17 @@ async def admit(
         stream=stream,
         requested_at=datetime.now(timezone.utc),
     )
-    await svc.ledger.aadmit(Hold(facts, hold, svc.ledger.instance_id))
-    return Meter(svc, facts, hold, multiplier)
+    meter = Meter(svc, facts, hold, multiplier)
+    admission = asyncio.ensure_future(svc.ledger.aadmit(Hold(facts, hold, svc.ledger.instance_id)))
+    try:
+        await asyncio.shield(admission)
+    except asyncio.CancelledError:
+        # The client left while its hold was being written: release the hold once it is.
+        admission.add_done_callback(lambda _: _release_if_admitted(meter, admission))
+        raise
+    return meter
+
+
+def _release_if_admitted(meter: Meter, admission: asyncio.Future[None]) -> None:
+    if not admission.cancelled() and admission.exception() is None:
+        meter.settle(None, TokenUsage(), RequestStatus.CLIENT_ABORTED, UsageSource.ESTIMATED, "the client disconnected")

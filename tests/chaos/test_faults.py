@@ -130,3 +130,22 @@ def test_a_tiny_balance_under_concurrency_is_never_overdrawn(gateway: Gateway) -
     assert me["requestCount"] == statuses.count(200)
     assert _holds(gateway) == (0, Decimal(0))
     wait_until(lambda: gateway.cli("ledger", "verify").returncode == 0)
+
+
+def test_clients_that_give_up_at_any_moment_leave_no_reservation(gateway: Gateway) -> None:
+    """Clients abandon their calls after a random fraction of a millisecond or more, so
+    some leave during admission itself: every hold must still be released."""
+    _, key, _ = gateway.funded("impatient", "100000")
+    body = {"model": "gpt-test", "max_tokens": 5, "messages": [{"role": "user", "content": "!words=2 !delay=20"}]}
+
+    def call(n: int) -> None:
+        timeout = httpx.Timeout(connect=5, read=0.0002 * (n % 40 + 1), write=5, pool=5)
+        try:
+            httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=timeout,
+                       headers={"authorization": f"Bearer {key}"})
+        except httpx.TimeoutException:
+            pass
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(call, range(400)))
+    assert wait_until(lambda: _holds(gateway) == (0, Decimal(0)), timeout=15)
