@@ -81,18 +81,15 @@ def decide(hold: Hold, user: _Account | None, key: _Account | None, now: datetim
 
 
 def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
-    """Decide and record every hold of ``batch`` in one transaction.
-
-    On PostgreSQL the transaction is pipelined into two round trips (lock and read,
-    then write and commit), because the accounts stay locked for as long as it lasts.
-    """
+    """Decide and record every hold of ``batch`` in one transaction: one call of
+    ``ts_admit`` on PostgreSQL, ``decide`` under the write lock on SQLite."""
     if db.is_postgres:
         _admit_in_database(conn, batch)
         return
     user_ids = sorted({p.job.facts.user_id for p in batch})
     key_ids = sorted({p.job.facts.key_id for p in batch})
     now = datetime.now(timezone.utc)
-    with db.atomic(conn) as cur:
+    with db.transaction(conn) as cur:
         users_cur, keys_cur, settled_cur = conn.cursor(), conn.cursor(), conn.cursor()
         users_cur.execute(
             db.sql(

@@ -152,21 +152,6 @@ class Database:
         finally:
             cur.close()
 
-    @contextmanager
-    def atomic(self, conn: Any) -> Iterator[Any]:
-        """A transaction that also works inside a pipeline: psycopg's own on PostgreSQL."""
-        if self.backend == "sqlite":
-            with self.transaction(conn) as cur:
-                yield cur
-            return
-        with conn.transaction(), conn.cursor() as cur:
-            yield cur
-
-    def pipelined(self, conn: Any) -> Any:
-        """Pipeline mode on PostgreSQL (statements go out together; a fetch waits for
-        them); nothing on SQLite, where statements run in process anyway."""
-        return conn.pipeline() if self.backend == "postgres" else contextlib.nullcontext()
-
     def eventsourcing_env(self) -> dict[str, str]:
         """The environment that points eventsourcing at this database."""
         if self.backend == "sqlite":
