@@ -224,7 +224,9 @@ def create_tables(db: Database) -> None:
 # inserted and deleted, the account rows are updated per batch. Autovacuum visits a
 # database once a minute at best, and until it does each lookup wades through the dead
 # row versions of the last minute (measured: the inbox and hold statements ran 3x slower
-# after 10 s of load). A VACUUM of these small tables takes milliseconds.
+# after 10 s of load). A VACUUM of these small tables takes milliseconds. It never
+# truncates them: that would take an exclusive lock, and invalidate the cached plans of
+# every session using the table, each time an idle deployment's holds table empties.
 _CHURNING_TABLES = "ts_holds, ts_settled, ts_users, ts_keys"
 
 
@@ -232,4 +234,4 @@ def vacuum_churning_tables(db: Database, conn: Any) -> None:
     """PostgreSQL: reclaim the dead rows of the per-request tables (``conn`` in
     autocommit). Skips a table another process is vacuuming; a no-op on SQLite."""
     if db.is_postgres:
-        conn.execute(f"VACUUM (SKIP_LOCKED) {_CHURNING_TABLES}")
+        conn.execute(f"VACUUM (SKIP_LOCKED, TRUNCATE false) {_CHURNING_TABLES}")
