@@ -27,12 +27,12 @@ class CountingLedger:
 def test_a_key_in_steady_use_is_refreshed_in_the_background() -> None:
     async def scenario() -> None:
         ledger = CountingLedger()
-        cache = KeyCache(ledger, ttl=0.2)
+        cache = KeyCache(ledger, ttl=1.0)
         assert (await cache.lookup("d")).key_status == "active"
-        await asyncio.sleep(0.12)  # past half its life: served at once, refreshed behind
+        await asyncio.sleep(0.6)  # past half its life: served at once, refreshed behind
         ledger.status = "disabled"
         assert (await cache.lookup("d")).key_status == "active"
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
         assert ledger.reads == 2
         assert (await cache.lookup("d")).key_status == "disabled"
 
