@@ -107,7 +107,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         conn.execute(self._append_charges, (batch, self._lock_timeout), prepare=True)
 
     def _append(self, conn: Any, curs: Any, events: Sequence[Any], stored_events: Sequence[StoredEvent]) -> None:
-        # Pipelined: a batch of charges is one round trip before the COPY.
+        # Pipelined: the lock, the notification and the effects are one round trip before the COPY.
         with conn.pipeline():
             self._lock_table(curs)
             self._notify_channel(curs)
