@@ -246,6 +246,30 @@ def test_recovery_settles_a_dead_process_holds_once(database_url: str) -> None:
     watcher.close()
 
 
+def test_a_serving_ledger_vacuums_the_tables_every_request_churns(database_url: str) -> None:
+    serving = Ledger(Database.from_url(database_url), serving=True)
+    try:
+        if not serving.db.is_postgres:
+            return  # SQLite keeps no dead row versions to reclaim
+        conn = serving.db.connect()
+        try:
+            def vacuumed() -> set[str]:
+                rows = conn.execute(
+                    "SELECT relname FROM pg_stat_user_tables WHERE schemaname = %s AND vacuum_count > 0",
+                    (serving.db.schema,),
+                ).fetchall()
+                return {row["relname"] for row in rows}
+
+            deadline = time.monotonic() + 10
+            while vacuumed() < {"ts_holds", "ts_settled", "ts_users", "ts_keys"} and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert vacuumed() >= {"ts_holds", "ts_settled", "ts_users", "ts_keys"}
+        finally:
+            conn.close()
+    finally:
+        serving.close()
+
+
 def test_an_unreachable_database_fails_closed() -> None:
     with pytest.raises(LedgerUnavailable):
         Ledger(Database.from_url("postgresql://postgres@127.0.0.1:1/test"))
