@@ -51,7 +51,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _MAX_ATTEMPTS = 5
-VACUUM_SECONDS = 2.0  # see ledger.schema.vacuum_churning_tables
+# When a serving process vacuums the churning tables (ledger.schema.vacuum_churning_tables):
+# after this many of its own holds (about every 2 s at full load), or once a while has
+# passed since the last of its holds, however few; an idle process never does.
+VACUUM_AFTER_HOLDS = 2000
+VACUUM_AFTER_SECONDS = 30.0
 _UNAVAILABLE = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
@@ -81,6 +85,7 @@ class Ledger:
         stale_after: float = 3.0,
         grace: float = 5.0,
         on_batch: Callable[[str, int, float], None] | None = None,
+        vacuum_after_holds: int = VACUUM_AFTER_HOLDS,
     ) -> None:
         self.db = db
         self.instance_id = uuid.uuid4().hex
@@ -103,6 +108,8 @@ class Ledger:
             on_batch=(lambda n, s: on_batch("holds", n, s)) if on_batch else None,
         )
         self._stop = threading.Event()
+        self._vacuum_after_holds = vacuum_after_holds
+        self._holds_since_vacuum = 0  # written by the hold writer, read by maintenance
         self._maintenance: threading.Thread | None = None
         self.recovery = Recovery(db, self.instance_id, stale_after=stale_after, grace=grace)
         if serving:
@@ -261,6 +268,7 @@ class Ledger:
             self.app.events.put(events, ledger_events=events)
 
     def _commit_holds(self, batch: list[Pending[Hold]]) -> None:
+        self._holds_since_vacuum += len(batch)
         try:
             admit_batch(self.db, self._connection(), batch)
         except _CONFLICT:
@@ -288,7 +296,11 @@ class Ledger:
                 for charge in self.recovery.orphaned_charges(conn):
                     if self.settle(charge):
                         log.warning("recovered request %s as interrupted", charge.request_id)
-                if time.monotonic() - last_vacuum > VACUUM_SECONDS:
+                churned = self._holds_since_vacuum
+                if churned >= self._vacuum_after_holds or (
+                    churned and time.monotonic() - last_vacuum > VACUUM_AFTER_SECONDS
+                ):
+                    self._holds_since_vacuum = 0
                     vacuum_churning_tables(self.db, conn)
                     last_vacuum = time.monotonic()
                 if time.monotonic() - last_cleanup > 60:

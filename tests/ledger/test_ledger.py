@@ -246,11 +246,13 @@ def test_recovery_settles_a_dead_process_holds_once(database_url: str) -> None:
     watcher.close()
 
 
-def test_a_serving_ledger_vacuums_the_tables_every_request_churns(database_url: str) -> None:
-    serving = Ledger(Database.from_url(database_url), serving=True)
+def test_a_serving_ledger_vacuums_the_tables_its_requests_churn(database_url: str) -> None:
+    serving = Ledger(Database.from_url(database_url), serving=True, vacuum_after_holds=3)
     try:
         if not serving.db.is_postgres:
             return  # SQLite keeps no dead row versions to reclaim
+        alice = register(serving, "alice", quota="100")
+        key = new_key(serving, alice)
         conn = serving.db.connect()
         try:
             def vacuumed() -> set[str]:
@@ -260,6 +262,11 @@ def test_a_serving_ledger_vacuums_the_tables_every_request_churns(database_url: 
                 ).fetchall()
                 return {row["relname"] for row in rows}
 
+            time.sleep(1.5)  # maintenance has run: with no request yet, nothing to vacuum
+            assert vacuumed() == set()
+            for n in range(3):
+                serving.admit(Hold(facts(f"v{n}", alice, key), Money(1), serving.instance_id))
+                serving.settle(charge(f"v{n}", alice, key, tokens=5, reserved="1"))
             deadline = time.monotonic() + 10
             while vacuumed() < {"ts_holds", "ts_settled", "ts_users", "ts_keys"} and time.monotonic() < deadline:
                 time.sleep(0.2)
