@@ -52,8 +52,8 @@ T = TypeVar("T")
 
 _MAX_ATTEMPTS = 5
 # When a serving process vacuums the churning tables (ledger.schema.vacuum_churning_tables):
-# after this many of its own holds (about every 2 s at full load), or once a while has
-# passed since the last of its holds, however few; an idle process never does.
+# after this many of its own holds (about every 2 s at full load), or, when fewer come,
+# every VACUUM_AFTER_SECONDS; a process that admitted nothing since does not.
 VACUUM_AFTER_HOLDS = 2000
 VACUUM_AFTER_SECONDS = 30.0
 _UNAVAILABLE = (
