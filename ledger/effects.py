@@ -82,18 +82,16 @@ class Effects:
         """Release each charge's hold and leave its cost in the ``ts_settled`` inbox,
         for the user and for the key (the released amount is the hold row's own)."""
         request_ids = [charge.request_id for charge in charges]
-        rows = [(c.request_id, account, c.cost.cents) for c in charges for account in (c.user_id, c.key_id)]
         if self.db.is_postgres:
-            # One statement, no answer to wait for: it can share a round trip with the others.
+            # ``ts_release_holds`` (``ledger.schema``), as for a batch of charges alone. One
+            # statement with no answer to wait for: it shares a round trip with the others.
             cur.execute(
-                "WITH released AS (DELETE FROM ts_holds WHERE request_id = ANY(%s) RETURNING request_id, amount) "
-                "INSERT INTO ts_settled (request_id, account_id, released, cost) "
-                "SELECT c.request_id, c.account_id, COALESCE(r.amount, 0), c.cost "
-                "FROM unnest(%s::text[], %s::uuid[], %s::numeric[]) AS c(request_id, account_id, cost) "
-                "LEFT JOIN released r USING (request_id)",
-                [request_ids, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]],
+                "SELECT ts_release_holds(%s::text[], %s::uuid[], %s::uuid[], %s::numeric[])",
+                [request_ids, [c.user_id for c in charges], [c.key_id for c in charges],
+                 [c.cost.cents for c in charges]],
             )
             return
+        rows = [(c.request_id, account, c.cost.cents) for c in charges for account in (c.user_id, c.key_id)]
         released = self._take_holds(cur, request_ids)
         cur.executemany(
             self.db.sql("INSERT INTO ts_settled (request_id, account_id, released, cost) VALUES (%s, %s, %s, %s)"),

@@ -25,7 +25,8 @@ from ledger.effects import Effects
 
 # A batch of charges in one statement, hence one round trip and one implicit
 # transaction: the same steps as the general path below (table lock, hold release into
-# the ``ts_settled`` inbox, the events, the notification), with a synchronous commit.
+# the ``ts_settled`` inbox by ``ts_release_holds``, the events, the notification), with a
+# synchronous commit.
 # The batch is one JSON parameter (see ``ts_admit`` in ``ledger.schema``); each event's
 # stored state travels as hex.
 _APPEND_CHARGES = """
@@ -42,14 +43,7 @@ BEGIN
     INTO p_originator_ids, p_versions, p_topics, p_states, p_request_ids, p_user_ids, p_key_ids, p_costs
     FROM jsonb_array_elements(p_charges) WITH ORDINALITY AS x(c, n);
     LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE;
-    WITH released AS (
-        DELETE FROM {schema}.ts_holds WHERE request_id = ANY(p_request_ids) RETURNING request_id, amount
-    )
-    INSERT INTO {schema}.ts_settled (request_id, account_id, released, cost)
-    SELECT c.request_id, a.account_id, coalesce(r.amount, 0), c.cost
-    FROM unnest(p_request_ids, p_user_ids, p_key_ids, p_costs) AS c(request_id, user_id, key_id, cost)
-    CROSS JOIN LATERAL (VALUES (c.user_id), (c.key_id)) AS a(account_id)
-    LEFT JOIN released r ON r.request_id = c.request_id;
+    PERFORM {schema}.ts_release_holds(p_request_ids, p_user_ids, p_key_ids, p_costs);
     INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)
     SELECT * FROM unnest(p_originator_ids, p_versions, p_topics, p_states);
     PERFORM pg_notify({channel}, '');

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from psycopg.sql import SQL, Identifier
+
 from ledger.database import Database
 
 _TYPES = {
@@ -92,6 +94,26 @@ _STATEMENTS = (
         heartbeat_at {ts} NOT NULL
     )""",
 )
+
+# Settlement's part in the index tables, on PostgreSQL: release each charge's hold and
+# leave its cost in the ``ts_settled`` inbox, for the user and for the key (the released
+# amount is the hold row's own). Called by ``ts_append_charges`` and by ``ledger.effects``;
+# its tables are named with their schema because the events connection does not put the
+# schema on its search path.
+_RELEASE_FUNCTION = """
+CREATE OR REPLACE FUNCTION {schema}.ts_release_holds(
+    p_request_ids text[], p_user_ids uuid[], p_key_ids uuid[], p_costs numeric[]
+) RETURNS void LANGUAGE sql AS $$
+    WITH released AS (
+        DELETE FROM {schema}.ts_holds WHERE request_id = ANY(p_request_ids) RETURNING request_id, amount
+    )
+    INSERT INTO {schema}.ts_settled (request_id, account_id, released, cost)
+    SELECT c.request_id, a.account_id, coalesce(r.amount, 0), c.cost
+    FROM unnest(p_request_ids, p_user_ids, p_key_ids, p_costs) AS c(request_id, user_id, key_id, cost)
+    CROSS JOIN LATERAL (VALUES (c.user_id), (c.key_id)) AS a(account_id)
+    LEFT JOIN released r ON r.request_id = c.request_id
+$$
+"""
 
 # Admission on PostgreSQL, in one statement: the same rule as ``admission.decide``,
 # run where the rows are, so the accounts stay locked for microseconds rather than a
@@ -216,6 +238,7 @@ def create_tables(db: Database) -> None:
             conn.execute(statement.format(**types))
         if db.is_postgres:
             conn.execute(_ADMIT_FUNCTION)
+            conn.execute(SQL(_RELEASE_FUNCTION).format(schema=Identifier(db.schema)))
     finally:
         conn.close()
 
