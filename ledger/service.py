@@ -160,20 +160,16 @@ class Ledger:
         return await asyncio.wrap_future(self._readers.submit(self._read, query))
 
     def _read(self, query: Callable[[Queries], T]) -> T:
-        reused = getattr(self._local, "conn", None) is not None
-        try:
-            return query(Queries(self.db, self._connection()))
-        except _UNAVAILABLE as exc:
-            self._drop_connection()
-            if not reused:
-                raise _failure(exc) from exc
-        # A kept connection may have died while idle (the database restarted): a read
-        # changes nothing, so it is safe to try once more on a fresh connection.
-        try:
-            return query(Queries(self.db, self._connection()))
-        except _UNAVAILABLE as exc:
-            self._drop_connection()
-            raise _failure(exc) from exc
+        while True:
+            # A kept connection may have died while idle (the database restarted): a read
+            # changes nothing, so it is safe to try once more on a fresh connection.
+            fresh = getattr(self._local, "conn", None) is None
+            try:
+                return query(Queries(self.db, self._connection()))
+            except _UNAVAILABLE as exc:
+                self._drop_connection()
+                if fresh:
+                    raise _failure(exc) from exc
 
     def get(self, aggregate_id: UUID) -> Any:
         return self.app.repository.get(aggregate_id)

@@ -68,7 +68,7 @@ class KeyCache:
         self._ledger = ledger
         self._ttl = ttl
         self._entries: OrderedDict[str, tuple[float, Caller | None]] = OrderedDict()
-        self._refreshing: dict[str, asyncio.Task[Caller | None]] = {}
+        self._refreshing: dict[str, asyncio.Task[Caller | None]] = {}  # also keeps each task alive
 
     async def authenticate(self, request: Request) -> Caller:
         key = presented_key(request)
