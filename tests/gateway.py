@@ -210,6 +210,7 @@ def start(database_url: str, fake: FakeUpstream, directory: Path, *, workers: in
         "TS_TEST_OPENAI_KEY": OPENAI_KEY,
         "TS_TEST_ANTHROPIC_KEY": ANTHROPIC_KEY,
         "TOKENSEA_JWT_SECRET": JWT_SECRET,
+        "PROMETHEUS_MULTIPROC_DIR": str(directory / f"metrics-{port}"),  # so tests can see each worker's
         **(env or {}),
     }
     environment.pop("TOKENSEA_CONFIG", None)

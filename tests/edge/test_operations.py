@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
+from prometheus_client.mmap_dict import MmapedDict
 
 from tests.gateway import Gateway, wait_until
 
@@ -31,15 +34,37 @@ def value(found: dict[str, float], name: str, **labels: str) -> float:
     return total
 
 
+def answered_by_each_worker(gateway: Gateway) -> dict[str, float]:
+    """Chat calls answered 200, per worker process, from each process's own metrics file."""
+    counts = {}
+    for path in Path(gateway.env["PROMETHEUS_MULTIPROC_DIR"]).glob("counter_*.db"):
+        counts[path.name] = sum(
+            value for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
+            if key.startswith('["tokensea_requests"') and '"v1/chat/completions"' in key and '"200"' in key
+        )
+    return counts
+
+
 def test_metrics_count_every_call_across_both_workers(gateway: Gateway, unique: str) -> None:
     _, key, _ = gateway.funded(unique, "1000")
     model = "gpt-test"
-    before = samples(gateway)
-    calls = 12  # enough that both workers answer some (connections are not reused)
-    for _ in range(calls):
-        body = {"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": uuid.uuid4().hex}]}
-        answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"})
-        assert answer.status_code == 200
+    before, before_by_worker = samples(gateway), answered_by_each_worker(gateway)
+
+    def call(_: int) -> int:
+        body = {"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": f"!slow=0.03 {uuid.uuid4().hex}"}]}
+        return httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30,
+                          headers={"authorization": f"Bearer {key}"}).status_code
+
+    calls = 0
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(10):  # concurrent fresh connections, until both workers have answered some
+            assert set(pool.map(call, range(8))) == {200}
+            calls += 8
+            answering = {name for name, count in answered_by_each_worker(gateway).items()
+                         if count > before_by_worker.get(name, 0)}
+            if len(answering) >= 2:
+                break
+    assert len(answering) >= 2, "one worker answered every call"
 
     def counted() -> dict[str, float] | None:
         found = samples(gateway)
