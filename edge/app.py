@@ -152,4 +152,4 @@ def setup_lifecycle(app: Sanic) -> None:
             return
         await svc.drain()
         await svc.http.close()
-        await asyncio.to_thread(svc.ledger.close)
+        await svc.ledger.aclose()

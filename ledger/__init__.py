@@ -24,7 +24,8 @@ Invariants (SPEC §5) and how this package keeps them:
 
 Throughput: writes go through group-commit writers (``ledger.batching``): many
 requests' events share one transaction and one fsync, each caller awaiting its own
-commit.
+commit. On PostgreSQL the event loop writes its holds and charges itself, grouped the
+same way (``ledger.lanes``).
 """
 
 from ledger.admission import Hold

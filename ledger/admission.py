@@ -165,8 +165,11 @@ def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
         pending.set_exception(refusal)
 
 
-def _admit_in_database(conn: Any, batch: list[Pending[Hold]]) -> None:
-    """PostgreSQL: the whole batch in one statement, ``ts_admit`` (``ledger.schema``)."""
+ADMIT_CALL = "SELECT refused, reason, available FROM ts_admit(%s::jsonb, %s)"
+
+
+def admit_call_params(batch: list[Pending[Hold]]) -> tuple[str, datetime]:
+    """PostgreSQL: the parameters of ``ADMIT_CALL`` for ``batch``: the holds as one JSON array."""
     holds = orjson.dumps(
         [
             [f.request_id, f.user_id, f.key_id, str(p.job.amount.cents), p.job.instance_id, f.key_name,
@@ -175,11 +178,11 @@ def _admit_in_database(conn: Any, batch: list[Pending[Hold]]) -> None:
             for f in (p.job.facts,)
         ]
     ).decode()
-    refusals = conn.execute(
-        "SELECT refused, reason, available FROM ts_admit(%s::jsonb, %s)",
-        (holds, datetime.now(timezone.utc)),
-        prepare=True,
-    ).fetchall()
+    return holds, datetime.now(timezone.utc)
+
+
+def resolve_admissions(batch: list[Pending[Hold]], refusals: list[Any]) -> None:
+    """PostgreSQL: each hold of ``batch`` is admitted unless ``ADMIT_CALL`` returned its position."""
     refused = {row["refused"] - 1: row for row in refusals}
     for position, pending in enumerate(batch):
         row = refused.get(position)
@@ -191,6 +194,11 @@ def _admit_in_database(conn: Any, batch: list[Pending[Hold]]) -> None:
             pending.set_exception(Refused(row["reason"]))
         else:
             pending.set_exception(Refused(row["reason"], needed=pending.job.amount, available=Money(available)))
+
+
+def _admit_in_database(conn: Any, batch: list[Pending[Hold]]) -> None:
+    """PostgreSQL: the whole batch in one statement, ``ts_admit`` (``ledger.schema``)."""
+    resolve_admissions(batch, conn.execute(ADMIT_CALL, admit_call_params(batch), prepare=True).fetchall())
 
 
 def _absorb(accounts: dict[UUID, _Account], settled: list[Any]) -> None:

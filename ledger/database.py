@@ -120,17 +120,22 @@ class Database:
             lite.execute("PRAGMA journal_mode=WAL")
             lite.execute("PRAGMA busy_timeout=30000")
             return lite
-        return psycopg.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password or None,
-            dbname=self.dbname,
-            autocommit=autocommit,
-            row_factory=dict_row,
-            connect_timeout=5,
-            options=f"-c search_path={self.schema}",
-        )
+        return psycopg.connect(**self._postgres_params(), autocommit=autocommit, row_factory=dict_row)
+
+    async def aconnect(self) -> Any:
+        """PostgreSQL: a new asyncio connection, in autocommit, rows by column name."""
+        return await psycopg.AsyncConnection.connect(**self._postgres_params(), autocommit=True, row_factory=dict_row)
+
+    def _postgres_params(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password or None,
+            "dbname": self.dbname,
+            "connect_timeout": 5,
+            "options": f"-c search_path={self.schema}",
+        }
 
     @contextmanager
     def transaction(self, conn: Any, *, immediate: bool = True) -> Iterator[Any]:

@@ -91,6 +91,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         return None
 
     def _append_charge_batch(self, conn: Any, charges: Sequence[Any], stored_events: Sequence[StoredEvent]) -> None:
+        conn.execute(*self.append_charges_call(charges, stored_events), prepare=True)
+
+    def append_charges_call(self, charges: Sequence[Any], stored_events: Sequence[StoredEvent]) -> tuple[Any, tuple[str, str]]:
+        """The statement that appends a batch of charges, and its parameters (also run
+        by the event loop's own lane, ``ledger.lanes``)."""
         batch = orjson.dumps(
             [
                 [e.originator_id, e.originator_version, e.topic, e.state.hex(),
@@ -98,7 +103,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 for e, c in zip(stored_events, charges, strict=True)
             ]
         ).decode()
-        conn.execute(self._append_charges, (batch, self._lock_timeout), prepare=True)
+        return self._append_charges, (batch, self._lock_timeout)
 
     def _append(self, conn: Any, curs: Any, events: Sequence[Any], stored_events: Sequence[StoredEvent]) -> None:
         # Pipelined: the lock, the notification and the effects are one round trip before the COPY.

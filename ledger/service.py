@@ -8,6 +8,8 @@ event loop:
   the index tables, many commands per durable transaction;
 - the *hold writer* admits requests (``ledger.admission``), many per transaction;
 - *readers* answer queries, one connection per thread;
+- on PostgreSQL, the event loop that serves model calls admits their holds and appends
+  their charges itself, on two connections of its own (``ledger.lanes``);
 - in a serving process, a *maintenance* thread heartbeats and recovers the holds of
   dead processes (``ledger.recovery``).
 
@@ -36,12 +38,13 @@ from eventsourcing.persistence import DataError, IntegrityError, PersistenceErro
 
 from domain.charges import Charge
 from ledger import commands
-from ledger.admission import Hold, admit_batch
+from ledger.admission import ADMIT_CALL, Hold, admit_batch, admit_call_params, resolve_admissions
 from ledger.application import LedgerApplication
 from ledger.batching import BatchWorker, Pending
 from ledger.database import Database
 from ledger.effects import Effects
 from ledger.errors import Conflict, InvalidValue, LedgerError, LedgerUnavailable
+from ledger.lanes import AsyncLane
 from ledger.log import EventLog
 from ledger.queries import Queries
 from ledger.recovery import Recovery
@@ -107,6 +110,8 @@ class Ledger:
             "ledger-holds", self._commit_holds,
             on_batch=(lambda n, s: on_batch("holds", n, s)) if on_batch else None,
         )
+        self._on_batch = on_batch
+        self._lanes: tuple[AsyncLane[Hold], AsyncLane[Charge.TokensConsumed]] | None = None
         self._stop = threading.Event()
         self._vacuum_after_holds = vacuum_after_holds
         self._holds_since_vacuum = 0  # written by the hold writer, read by maintenance
@@ -121,6 +126,8 @@ class Ledger:
         self._stop.set()
         if self._maintenance is not None:
             self._maintenance.join(5)
+        for lane in self._lanes or ():
+            lane.abandon()  # closed already by ``aclose`` unless the loop went away first
         self._holds.stop()
         self._events.stop()
         self._readers.shutdown(wait=True)
@@ -142,14 +149,28 @@ class Ledger:
         return bool(self.run(commands.Settle.of(charge)))
 
     async def asettle(self, charge: Charge.TokensConsumed) -> bool:
-        return bool(await self.arun(commands.Settle.of(charge)))
+        lanes = self._loop_lanes()
+        if lanes is None:
+            return bool(await self.arun(commands.Settle.of(charge)))
+        return bool(await lanes[1].submit(charge))
 
     def admit(self, hold: Hold) -> None:
         """Reserve ``hold`` or raise ``Refused``."""
         self._holds.submit(hold).result()
 
     async def aadmit(self, hold: Hold) -> None:
-        await self._holds.submit_async(hold)
+        lanes = self._loop_lanes()
+        if lanes is None:
+            await self._holds.submit_async(hold)
+        else:
+            await lanes[0].submit(hold)
+
+    async def aclose(self) -> None:
+        """``close`` for the event loop that used the ledger: its lanes finish first."""
+        if self._lanes is not None:
+            for lane in self._lanes:
+                await lane.aclose()
+        await asyncio.to_thread(self.close)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -280,6 +301,64 @@ class Ledger:
             self._drop_connection()
             for pending in batch:
                 pending.set_exception(_failure(exc))
+
+    # -- the event loop's lanes (PostgreSQL) -----------------------------------------------
+
+    def _loop_lanes(self) -> tuple[AsyncLane[Hold], AsyncLane[Charge.TokensConsumed]] | None:
+        """The lanes of the running loop: made by the first loop that asks; another loop
+        (a second one in a test, say) uses the writer threads."""
+        if not self.db.is_postgres:
+            return None
+        if self._lanes is None:
+            on_batch = self._on_batch
+            self._lanes = (
+                AsyncLane("ledger-holds-lane", self.db.aconnect, self._admit_on_loop, self._fail_on_loop,
+                          on_batch=(lambda n, s: on_batch("holds", n, s)) if on_batch else None),
+                AsyncLane("ledger-charges-lane", self.db.aconnect, self._settle_on_loop, self._fail_on_loop,
+                          on_batch=(lambda n, s: on_batch("events", n, s)) if on_batch else None),
+            )
+        if self._lanes[0].loop is not asyncio.get_running_loop():
+            return None
+        return self._lanes
+
+    async def _admit_on_loop(self, conn: Any, batch: list[Pending[Hold]], resent: bool) -> None:
+        """A batch of holds, as the hold writer would admit it. ``resent``: a collision
+        means this batch's first attempt landed (request ids are the edge's own)."""
+        self._holds_since_vacuum += len(batch)
+        try:
+            cursor = await conn.execute(ADMIT_CALL, admit_call_params(batch), prepare=True)
+            resolve_admissions(batch, await cursor.fetchall())
+        except _CONFLICT:
+            if len(batch) > 1:
+                for pending in batch:
+                    await self._admit_on_loop(conn, [pending], resent)
+            elif resent:
+                batch[0].set_result(True)
+            else:
+                batch[0].set_exception(Conflict("request id already admitted"))
+
+    async def _settle_on_loop(self, conn: Any, batch: list[Pending[Charge.TokensConsumed]], resent: bool) -> None:
+        """A batch of charges, as ``ts_append_charges`` on the writer thread would write it:
+        True for each charge recorded, False for one recorded before (``resent``: by this
+        batch's first attempt, whose answer was lost, so True)."""
+        charges = [pending.job for pending in batch]
+        stored = [self.app.mapper.to_stored_event(charge) for charge in charges]
+        try:
+            await conn.execute(*self.app.recorder.append_charges_call(charges, stored), prepare=True)  # type: ignore[attr-defined]
+        except _CONFLICT:
+            if len(batch) > 1:
+                for pending in batch:
+                    await self._settle_on_loop(conn, [pending], resent)
+            else:
+                batch[0].set_result(resent)
+            return
+        for pending in batch:
+            pending.set_result(True)
+
+    @staticmethod
+    def _fail_on_loop(exc: BaseException, batch: list[Pending[Any]]) -> None:
+        for pending in batch:
+            pending.set_exception(_failure(exc) if isinstance(exc, (*_UNAVAILABLE, *_INVALID)) else exc)
 
     # -- maintenance -----------------------------------------------------------------------
 

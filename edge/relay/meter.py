@@ -28,7 +28,7 @@ from edge import metrics
 from edge.errors import Problem
 from edge.relay.keys import Caller
 from edge.services import Services
-from ledger import Hold, LedgerUnavailable, commands
+from ledger import Hold, LedgerUnavailable
 
 log = logging.getLogger("tokensea.billing")
 
@@ -92,11 +92,10 @@ class Meter:
     async def _record(
         self, charge: Charge.TokensConsumed, fallback: Charge.TokensConsumed | None, first: asyncio.Future[bool]
     ) -> None:
-        # A command keeps its event: resending it after an ambiguous failure is safe, the
-        # ledger sees a duplicate request id and records nothing twice.
-        command = commands.Settle.of(charge)
+        # Resending a charge after an ambiguous failure is safe: the ledger sees a
+        # duplicate request id and records nothing twice.
         try:
-            recorded = bool(await self.svc.ledger.arun(command))
+            recorded = await self.svc.ledger.asettle(charge)
             if recorded:
                 metrics.billed(charge)
         except LedgerUnavailable as exc:
@@ -109,13 +108,13 @@ class Meter:
             return
         log.warning("ledger unavailable while settling %s; retrying until it returns", self.facts.request_id)
         if fallback is not None:
-            command = commands.Settle.of(fallback)
+            charge = fallback
         attempt = 0
         while True:
             await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
             attempt += 1
             try:
-                await self.svc.ledger.arun(command)
+                await self.svc.ledger.asettle(charge)
                 return
             except LedgerUnavailable:
                 continue

@@ -1,11 +1,11 @@
 """PostgreSQL stops in the middle of traffic: model calls get 503 in their protocol's
-shape, account reads degrade to clean 503s, and everything resumes by itself within
-5 s of PostgreSQL coming back, without a restart."""
+shape, account reads degrade to clean 503s, and everything resumes by itself as soon as
+PostgreSQL is back, without a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -13,9 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from domain.money import Money
+from ledger import Database, Hold, Ledger
+from ledger.replay import replay
 from tests.edge.test_openai_relay import logs
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway import start, wait_until
+from tests.ledger.helpers import charge, facts, new_key, register
 
 pytestmark = pytest.mark.slow
 
@@ -62,9 +66,9 @@ def test_fail_closed_then_recover_by_itself(fake: FakeUpstream, tmp_path: Path, 
             assert ready.status_code == 503
             _cluster("start")
             wait_until(_ready, timeout=30)
-            back = time.monotonic()
-            wait_until(lambda: http.post("/v1/chat/completions", json=chat).status_code == 200, timeout=5, interval=0.2)
-            assert time.monotonic() - back <= 5
+            # Each worker's connections died with the server: the first call reconnects
+            # (a hold or charge is resent once on a fresh connection), so none fails.
+            assert http.post("/v1/chat/completions", json=chat).status_code == 200
             assert http.post("/v1/messages", json=message).status_code == 200
         me = gateway.settled(token, 3)
         entries = logs(gateway, token, me["requestCount"])
@@ -76,3 +80,29 @@ def test_fail_closed_then_recover_by_itself(fake: FakeUpstream, tmp_path: Path, 
         assert gateway.cli("ledger", "verify").returncode == 0
     finally:
         gateway.stop()
+
+
+def test_an_event_loop_replaces_connections_that_died_without_failing_a_call(schema_url: str, outage: None) -> None:
+    """PostgreSQL restarts between two model calls of one worker: the hold and the charge
+    that find their kept connection dead are resent on a fresh one, once, and count once."""
+    ledger = Ledger(Database.from_url(schema_url))
+    try:
+        alice = register(ledger, "alice", quota="100")
+        key = new_key(ledger, alice)
+
+        async def calls() -> list[bool]:
+            settled = []
+            for request_id in ("before", "after"):
+                await ledger.aadmit(Hold(facts(request_id, alice, key), Money(1), ledger.instance_id))
+                settled.append(await ledger.asettle(charge(request_id, alice, key, tokens=100, reserved="1")))
+                if request_id == "before":
+                    _cluster("restart")
+                    wait_until(_ready, timeout=30)
+            return settled
+
+        assert asyncio.run(calls()) == [True, True]
+        user = ledger.read(lambda q: q.user_by_id(alice))
+        assert user["used"] == Decimal(2) and user["held"] == 0
+        assert replay(ledger.app).users[alice].requests == 2
+    finally:
+        ledger.close()

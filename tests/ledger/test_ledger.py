@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import queue
@@ -185,6 +186,42 @@ def test_a_request_is_charged_at_most_once(ledger: Ledger) -> None:
     totals = replay(ledger.app)
     assert totals.duplicate_charges == []
     assert totals.users[alice].used == user["used"]
+
+
+def test_an_event_loop_admits_and_settles_in_shared_transactions(database_url: str) -> None:
+    """The awaitable forms the edge uses (on PostgreSQL, the loop's own lanes): many calls
+    at once share few transactions, refusals stay per hold, and a duplicate charge in a
+    batch is reported without sinking the others."""
+    batches: list[tuple[str, int]] = []
+    ledger = Ledger(Database.from_url(database_url), on_batch=lambda lane, size, _: batches.append((lane, size)))
+    try:
+        alice = register(ledger, "alice", quota="30")
+        key = new_key(ledger, alice)
+
+        async def scenario() -> tuple[list[object], list[object]]:
+            holds = [ledger.aadmit(Hold(facts(f"r{n}", alice, key), Money(1), ledger.instance_id)) for n in range(40)]
+            admitted = await asyncio.gather(*holds, return_exceptions=True)
+            charged = [n for n, outcome in enumerate(admitted) if outcome is None]
+            settles = [ledger.asettle(charge(f"r{n}", alice, key, tokens=10, reserved="1")) for n in charged]
+            settles.append(ledger.asettle(charge(f"r{charged[0]}", alice, key, tokens=999, reserved="1")))
+            return admitted, await asyncio.gather(*settles)
+
+        batches.clear()
+        admitted, settled = asyncio.run(scenario())
+    finally:
+        ledger.close()
+    refused = [outcome for outcome in admitted if outcome is not None]
+    assert len(refused) == 10 and all(isinstance(r, Refused) and r.reason == "insufficient_user_quota" for r in refused)
+    assert settled == [True] * 30 + [False]
+    hold_batches = [size for lane, size in batches if lane == "holds"]
+    assert sum(hold_batches) == 40 and len(hold_batches) < 40
+    reopened = Ledger(Database.from_url(database_url))
+    try:
+        user = reopened.read(lambda q: q.user_by_id(alice))
+        assert user["used"] == Decimal(3) and user["held"] == 0
+        assert replay(reopened.app).duplicate_charges == []
+    finally:
+        reopened.close()
 
 
 def test_replay_agrees_with_the_index_tables(ledger: Ledger) -> None:

@@ -1,0 +1,116 @@
+"""Group commit on the event loop: the two statements every model call makes, on PostgreSQL.
+
+Every other write goes through a writer thread (``ledger.batching``). A batch of holds
+(``ts_admit``) and a batch of charges (``ts_append_charges``) are each one call, so an
+event loop can make them itself on an asynchronous connection of its own: no thread to
+wake, no interpreter lock to hand over, no second wake-up to deliver the outcome. The
+group commit is the same: while one batch's call is in flight, new jobs queue and form
+the next; a lone job goes out at the next turn of the loop.
+
+A lane belongs to the loop that first used it. It opens its connection on demand and
+drops it after any database error, so the next batch reconnects: service resumes by
+itself when the database returns. A batch that fails on a connection kept from before
+(the database restarted since) is sent once more on a fresh one: both statements are safe
+to resend, because a request id can be admitted once and charged once, so a collision
+on the second attempt means the first one landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import psycopg
+
+from ledger.batching import Pending
+
+J = TypeVar("J")
+_BROKEN = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
+
+
+class AsyncLane(Generic[J]):
+    def __init__(
+        self,
+        name: str,
+        connect: Callable[[], Awaitable[Any]],
+        handle: Callable[[Any, list[Pending[J]], bool], Awaitable[None]],
+        fail: Callable[[BaseException, list[Pending[J]]], None],
+        *,
+        max_batch: int = 500,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._name = name
+        self._connect = connect
+        self._handle = handle  # (connection, batch, resent)
+        self._fail = fail  # resolves a batch after a database error, its connection dropped
+        self._max_batch = max_batch
+        self._on_batch = on_batch
+        self._queue: list[Pending[J]] = []
+        self._conn: Any = None
+        self._drainer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def submit(self, job: J) -> asyncio.Future[Any]:
+        if self._closed:
+            raise RuntimeError(f"{self._name} is closed")
+        future = self.loop.create_future()
+        self._queue.append(Pending(job, future, None))
+        if self._drainer is None:
+            self._drainer = self.loop.create_task(self._drain(), name=self._name)
+        return future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                await self._run(batch)
+        finally:
+            self._drainer = None
+
+    async def _run(self, batch: list[Pending[J]]) -> None:
+        started = time.perf_counter()
+        try:
+            kept = self._conn is not None
+            if not kept:
+                self._conn = await self._connect()
+            try:
+                await self._handle(self._conn, batch, False)
+            except _BROKEN:
+                if not kept:
+                    raise
+                self.abandon()
+                self._conn = await self._connect()
+                await self._handle(self._conn, [pending for pending in batch if not pending.done], True)
+        except asyncio.CancelledError:
+            self.abandon()
+            for pending in batch:
+                pending.set_exception(RuntimeError(f"{self._name} was stopped"))
+            raise
+        except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
+            self.abandon()
+            self._fail(exc, batch)
+        finally:
+            for pending in batch:
+                pending.set_exception(RuntimeError("job left unresolved"))  # no-op when resolved
+                pending.deliver()
+        if self._on_batch is not None:
+            self._on_batch(len(batch), time.perf_counter() - started)
+
+    def abandon(self) -> None:
+        """Close the connection without the loop (after an error, or when the loop is gone)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.pgconn.finish()
+
+    async def aclose(self) -> None:
+        """Finish the queued jobs, then close the connection."""
+        self._closed = True
+        if self._drainer is not None:
+            await asyncio.shield(self._drainer)
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
