@@ -18,6 +18,7 @@ on the second attempt means the first one landed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
@@ -26,6 +27,7 @@ import psycopg
 
 from ledger.batching import Pending
 
+log = logging.getLogger(__name__)
 J = TypeVar("J")
 _BROKEN = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
 
@@ -98,7 +100,10 @@ class AsyncLane(Generic[J]):
                 pending.set_exception(RuntimeError("job left unresolved"))  # no-op when resolved
                 pending.deliver()
         if self._on_batch is not None:
-            self._on_batch(len(batch), time.perf_counter() - started)
+            try:
+                self._on_batch(len(batch), time.perf_counter() - started)
+            except Exception:  # a metric must not stop the lane: jobs queued behind it would wait
+                log.exception("%s: reporting a batch failed", self._name)
 
     def abandon(self) -> None:
         """Close the connection without the loop (after an error, or when the loop is gone)."""

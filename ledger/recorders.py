@@ -84,14 +84,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         events = kwargs.get("ledger_events") or ()
         if events and all(isinstance(event, Charge.TokensConsumed) for event in events):
             with self.datastore.get_connection() as conn:  # autocommit: the call is the transaction
-                self._append_charge_batch(conn, events, stored_events)
+                conn.execute(*self.append_charges_call(events, stored_events), prepare=True)
             return None
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._append(conn, curs, events, stored_events)
         return None
-
-    def _append_charge_batch(self, conn: Any, charges: Sequence[Any], stored_events: Sequence[StoredEvent]) -> None:
-        conn.execute(*self.append_charges_call(charges, stored_events), prepare=True)
 
     def append_charges_call(self, charges: Sequence[Any], stored_events: Sequence[StoredEvent]) -> tuple[Any, tuple[str, str]]:
         """The statement that appends a batch of charges, and its parameters (also run
