@@ -33,11 +33,17 @@ _BROKEN = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
 
 
 class AsyncLane(Generic[J]):
+    """``execute`` sends one batch as one statement and resolves each job; a unique
+    violation means some job collided, so the batch is sent again one job at a time and
+    ``collided`` resolves a lone job that still collides (``resent``: on the resend
+    after a lost connection). ``fail`` resolves a batch after any other error."""
+
     def __init__(
         self,
         name: str,
         connect: Callable[[], Awaitable[Any]],
-        handle: Callable[[Any, list[Pending[J]], bool], Awaitable[None]],
+        execute: Callable[[Any, list[Pending[J]]], Awaitable[None]],
+        collided: Callable[[Pending[J], bool], None],
         fail: Callable[[BaseException, list[Pending[J]]], None],
         *,
         max_batch: int = 500,
@@ -46,8 +52,9 @@ class AsyncLane(Generic[J]):
         self.loop = asyncio.get_running_loop()
         self._name = name
         self._connect = connect
-        self._handle = handle  # (connection, batch, resent)
-        self._fail = fail  # resolves a batch after a database error, its connection dropped
+        self._execute = execute
+        self._collided = collided
+        self._fail = fail
         self._max_batch = max_batch
         self._on_batch = on_batch
         self._queue: list[Pending[J]] = []
@@ -80,13 +87,13 @@ class AsyncLane(Generic[J]):
             if not kept:
                 self._conn = await self._connect()
             try:
-                await self._handle(self._conn, batch, False)
+                await self._send(batch, resent=False)
             except _BROKEN:
                 if not kept:
                     raise
                 self.abandon()
                 self._conn = await self._connect()
-                await self._handle(self._conn, [pending for pending in batch if not pending.done], True)
+                await self._send([pending for pending in batch if not pending.done], resent=True)
         except asyncio.CancelledError:
             self.abandon()
             for pending in batch:
@@ -104,6 +111,16 @@ class AsyncLane(Generic[J]):
                 self._on_batch(len(batch), time.perf_counter() - started)
             except Exception:  # a metric must not stop the lane: jobs queued behind it would wait
                 log.exception("%s: reporting a batch failed", self._name)
+
+    async def _send(self, batch: list[Pending[J]], *, resent: bool) -> None:
+        try:
+            await self._execute(self._conn, batch)
+        except psycopg.IntegrityError:
+            if len(batch) == 1:
+                self._collided(batch[0], resent)
+                return
+            for pending in batch:
+                await self._send([pending], resent=resent)
 
     def abandon(self) -> None:
         """Close the connection without the loop (after an error, or when the loop is gone)."""

@@ -102,15 +102,9 @@ class Ledger:
         self.log = EventLog(db, self.app)
         self._local = threading.local()
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="ledger-read")
-        self._events = BatchWorker[commands.Command](
-            "ledger-events", self._commit_commands,
-            on_batch=(lambda n, s: on_batch("events", n, s)) if on_batch else None,
-        )
-        self._holds = BatchWorker[Hold](
-            "ledger-holds", self._commit_holds,
-            on_batch=(lambda n, s: on_batch("holds", n, s)) if on_batch else None,
-        )
         self._on_batch = on_batch
+        self._events = BatchWorker[commands.Command]("ledger-events", self._commit_commands, on_batch=self._report("events"))
+        self._holds = BatchWorker[Hold]("ledger-holds", self._commit_holds, on_batch=self._report("holds"))
         self._lanes: tuple[AsyncLane[Hold], AsyncLane[Charge.TokensConsumed]] | None = None
         self._stop = threading.Event()
         self._vacuum_after_holds = vacuum_after_holds
@@ -310,48 +304,32 @@ class Ledger:
         if not self.db.is_postgres:
             return None
         if self._lanes is None:
-            on_batch = self._on_batch
             self._lanes = (
-                AsyncLane("ledger-holds-lane", self.db.aconnect, self._admit_on_loop, self._fail_on_loop,
-                          on_batch=(lambda n, s: on_batch("holds", n, s)) if on_batch else None),
-                AsyncLane("ledger-charges-lane", self.db.aconnect, self._settle_on_loop, self._fail_on_loop,
-                          on_batch=(lambda n, s: on_batch("events", n, s)) if on_batch else None),
+                AsyncLane("ledger-holds-lane", self.db.aconnect, self._admit_on_loop, _hold_collided,
+                          self._fail_on_loop, on_batch=self._report("holds")),
+                AsyncLane("ledger-charges-lane", self.db.aconnect, self._settle_on_loop, _charge_collided,
+                          self._fail_on_loop, on_batch=self._report("events")),
             )
         if self._lanes[0].loop is not asyncio.get_running_loop():
             return None
         return self._lanes
 
-    async def _admit_on_loop(self, conn: Any, batch: list[Pending[Hold]], resent: bool) -> None:
-        """A batch of holds, as the hold writer would admit it. ``resent``: a collision
-        means this batch's first attempt landed (request ids are the edge's own)."""
-        self._holds_since_vacuum += len(batch)
-        try:
-            cursor = await conn.execute(ADMIT_CALL, admit_call_params(batch), prepare=True)
-            resolve_admissions(batch, await cursor.fetchall())
-        except _CONFLICT:
-            if len(batch) > 1:
-                for pending in batch:
-                    await self._admit_on_loop(conn, [pending], resent)
-            elif resent:
-                batch[0].set_result(True)
-            else:
-                batch[0].set_exception(Conflict("request id already admitted"))
+    def _report(self, lane: str) -> Callable[[int, float], None] | None:
+        """``on_batch`` for one lane's batches (the holds, or the events)."""
+        on_batch = self._on_batch
+        return None if on_batch is None else lambda size, seconds: on_batch(lane, size, seconds)
 
-    async def _settle_on_loop(self, conn: Any, batch: list[Pending[Charge.TokensConsumed]], resent: bool) -> None:
-        """A batch of charges, as ``ts_append_charges`` on the writer thread would write it:
-        True for each charge recorded, False for one recorded before (``resent``: by this
-        batch's first attempt, whose answer was lost, so True)."""
+    async def _admit_on_loop(self, conn: Any, batch: list[Pending[Hold]]) -> None:
+        """A batch of holds, as the hold writer would admit it."""
+        self._holds_since_vacuum += len(batch)
+        cursor = await conn.execute(ADMIT_CALL, admit_call_params(batch), prepare=True)
+        resolve_admissions(batch, await cursor.fetchall())
+
+    async def _settle_on_loop(self, conn: Any, batch: list[Pending[Charge.TokensConsumed]]) -> None:
+        """A batch of charges, as ``ts_append_charges`` on the writer thread would write it."""
         charges = [pending.job for pending in batch]
         stored = [self.app.mapper.to_stored_event(charge) for charge in charges]
-        try:
-            await conn.execute(*self.app.recorder.append_charges_call(charges, stored), prepare=True)  # type: ignore[attr-defined]
-        except _CONFLICT:
-            if len(batch) > 1:
-                for pending in batch:
-                    await self._settle_on_loop(conn, [pending], resent)
-            else:
-                batch[0].set_result(resent)
-            return
+        await conn.execute(*self.app.recorder.append_charges_call(charges, stored), prepare=True)  # type: ignore[attr-defined]
         for pending in batch:
             pending.set_result(True)
 
@@ -386,3 +364,16 @@ class Ledger:
                 log.warning("ledger maintenance: %s", exc)
             except Exception:
                 log.exception("ledger maintenance failed")
+
+
+def _hold_collided(pending: Pending[Hold], resent: bool) -> None:
+    # On a resend the collision is the first attempt, which landed: request ids are the edge's own.
+    if resent:
+        pending.set_result(True)
+    else:
+        pending.set_exception(Conflict("request id already admitted"))
+
+
+def _charge_collided(pending: Pending[Charge.TokensConsumed], resent: bool) -> None:
+    # Charged before: by someone else (False), or by this batch's first attempt (True).
+    pending.set_result(resent)

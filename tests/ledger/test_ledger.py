@@ -190,35 +190,47 @@ def test_a_request_is_charged_at_most_once(ledger: Ledger) -> None:
 
 def test_an_event_loop_admits_and_settles_in_shared_transactions(database_url: str) -> None:
     """The awaitable forms the edge uses (on PostgreSQL, the loop's own lanes): many calls
-    at once share few transactions, refusals stay per hold, and a duplicate charge in a
-    batch is reported without sinking the others."""
+    at once share few transactions, refusals stay per hold, and a duplicate hold or charge
+    in a batch is reported without sinking the others."""
     batches: list[tuple[str, int]] = []
     ledger = Ledger(Database.from_url(database_url), on_batch=lambda lane, size, _: batches.append((lane, size)))
     try:
         alice = register(ledger, "alice", quota="30")
         key = new_key(ledger, alice)
+        bob = register(ledger, "bob", quota="10")
+        bobs = new_key(ledger, bob)
 
-        async def scenario() -> tuple[list[object], list[object]]:
+        async def scenario() -> tuple[list[object], list[object], list[object]]:
             holds = [ledger.aadmit(Hold(facts(f"r{n}", alice, key), Money(1), ledger.instance_id)) for n in range(40)]
             admitted = await asyncio.gather(*holds, return_exceptions=True)
+            await ledger.aadmit(Hold(facts("b0", bob, bobs), Money(1), ledger.instance_id))
+            # In one batch: a request id already held, and a fresh hold the balance cannot cover.
+            again = await asyncio.gather(
+                ledger.aadmit(Hold(facts("b0", bob, bobs), Money(1), ledger.instance_id)),
+                ledger.aadmit(Hold(facts("b1", bob, bobs), Money(100), ledger.instance_id)),
+                return_exceptions=True,
+            )
             charged = [n for n, outcome in enumerate(admitted) if outcome is None]
             settles = [ledger.asettle(charge(f"r{n}", alice, key, tokens=10, reserved="1")) for n in charged]
             settles.append(ledger.asettle(charge(f"r{charged[0]}", alice, key, tokens=999, reserved="1")))
-            return admitted, await asyncio.gather(*settles)
+            return admitted, again, await asyncio.gather(*settles)
 
         batches.clear()
-        admitted, settled = asyncio.run(scenario())
+        admitted, again, settled = asyncio.run(scenario())
     finally:
         ledger.close()
     refused = [outcome for outcome in admitted if outcome is not None]
     assert len(refused) == 10 and all(isinstance(r, Refused) and r.reason == "insufficient_user_quota" for r in refused)
+    assert isinstance(again[0], Conflict)
+    assert isinstance(again[1], Refused) and again[1].reason == "insufficient_user_quota"
     assert settled == [True] * 30 + [False]
     hold_batches = [size for lane, size in batches if lane == "holds"]
-    assert sum(hold_batches) == 40 and len(hold_batches) < 40
+    assert sum(hold_batches) == 40 + 1 + 2 and len(hold_batches) < 40
     reopened = Ledger(Database.from_url(database_url))
     try:
         user = reopened.read(lambda q: q.user_by_id(alice))
         assert user["used"] == Decimal(3) and user["held"] == 0
+        assert reopened.read(lambda q: q.user_by_id(bob))["held"] == Decimal(1)  # b0 once
         assert replay(reopened.app).duplicate_charges == []
     finally:
         reopened.close()
