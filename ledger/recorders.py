@@ -37,11 +37,11 @@ DECLARE
     p_request_ids text[]; p_user_ids uuid[]; p_key_ids uuid[]; p_costs numeric[];
 BEGIN
     PERFORM set_config('lock_timeout', p_lock_timeout, true);
-    SELECT array_agg((c->>0)::uuid ORDER BY n), array_agg((c->>1)::bigint ORDER BY n), array_agg(c->>2 ORDER BY n),
-           array_agg(decode(c->>3, 'hex') ORDER BY n), array_agg(c->>4 ORDER BY n), array_agg((c->>5)::uuid ORDER BY n),
-           array_agg((c->>6)::uuid ORDER BY n), array_agg((c->>7)::numeric ORDER BY n)
+    SELECT array_agg((c->>0)::uuid), array_agg((c->>1)::bigint), array_agg(c->>2),
+           array_agg(decode(c->>3, 'hex')), array_agg(c->>4), array_agg((c->>5)::uuid),
+           array_agg((c->>6)::uuid), array_agg((c->>7)::numeric)
     INTO p_originator_ids, p_versions, p_topics, p_states, p_request_ids, p_user_ids, p_key_ids, p_costs
-    FROM jsonb_array_elements(p_charges) WITH ORDINALITY AS x(c, n);
+    FROM (SELECT c FROM jsonb_array_elements(p_charges) WITH ORDINALITY AS x(c, n) ORDER BY n) AS x;
     LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE;
     PERFORM {schema}.ts_release_holds(p_request_ids, p_user_ids, p_key_ids, p_costs);
     INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)

@@ -125,54 +125,72 @@ $$
 # array of holds (one cheap parameter rather than a dozen arrays dumped element by element
 # in Python), with amounts as strings so they stay exact. Holds commit with
 # synchronous_commit off (see ``ledger.admission``). Returns the refused positions.
+# Each statement of a PL/pgSQL function costs tens of microseconds however few rows it
+# touches, so this one makes as few as it can: one pass unpacks the batch (with each
+# hold's position, which a refusal names), one statement per table locks and reads the
+# accounts, the settled inbox is folded in the arrays, and each table is written once
+# (measured: a lone hold's call took a fifth less).
 _ADMIT_FUNCTION = """
 CREATE OR REPLACE FUNCTION ts_admit(p_holds jsonb, p_now timestamptz)
 RETURNS TABLE (refused integer, reason text, available numeric)
 LANGUAGE plpgsql AS $$
 DECLARE
-    p_request_ids text[]; p_user_ids uuid[]; p_key_ids uuid[]; p_amounts numeric[];
+    p_positions integer[]; p_request_ids text[]; p_user_ids uuid[]; p_key_ids uuid[]; p_amounts numeric[];
     p_instances text[]; p_key_names text[]; p_models text[]; p_providers text[];
     p_endpoints text[]; p_streams boolean[]; p_requested timestamptz[];
-    user_ids uuid[]; user_status text[]; user_left numeric[]; user_added numeric[];
+    user_ids uuid[]; user_status text[]; user_left numeric[]; user_used numeric[]; user_held numeric[];
     key_ids uuid[]; key_owner uuid[]; key_status text[]; key_left numeric[];
-    key_expires timestamptz[]; key_added numeric[];
+    key_expires timestamptz[]; key_used numeric[]; key_held numeric[];
+    settled_ids uuid[]; settled_cost numeric[]; settled_released numeric[];
     admitted integer[] := '{}';
     u integer; k integer;
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
-    SELECT array_agg(h->>0 ORDER BY n), array_agg((h->>1)::uuid ORDER BY n), array_agg((h->>2)::uuid ORDER BY n),
-           array_agg((h->>3)::numeric ORDER BY n), array_agg(h->>4 ORDER BY n), array_agg(h->>5 ORDER BY n),
-           array_agg(h->>6 ORDER BY n), array_agg(h->>7 ORDER BY n), array_agg(h->>8 ORDER BY n),
-           array_agg((h->>9)::boolean ORDER BY n), array_agg((h->>10)::timestamptz ORDER BY n)
-    INTO p_request_ids, p_user_ids, p_key_ids, p_amounts, p_instances, p_key_names,
+    SELECT array_agg(n::integer), array_agg(h->>0), array_agg((h->>1)::uuid), array_agg((h->>2)::uuid),
+           array_agg((h->>3)::numeric), array_agg(h->>4), array_agg(h->>5),
+           array_agg(h->>6), array_agg(h->>7), array_agg(h->>8),
+           array_agg((h->>9)::boolean), array_agg((h->>10)::timestamptz)
+    INTO p_positions, p_request_ids, p_user_ids, p_key_ids, p_amounts, p_instances, p_key_names,
          p_models, p_providers, p_endpoints, p_streams, p_requested
-    FROM jsonb_array_elements(p_holds) WITH ORDINALITY AS x(h, n);
-    PERFORM 1 FROM ts_users WHERE user_id = ANY(p_user_ids) ORDER BY user_id FOR UPDATE;
-    PERFORM 1 FROM ts_keys WHERE key_id = ANY(p_key_ids) ORDER BY key_id FOR UPDATE;
+    FROM (SELECT n, h FROM jsonb_array_elements(p_holds) WITH ORDINALITY AS x(h, n) ORDER BY n) AS x;
+
+    -- Lock and read the accounts, users first, each in id order (no deadlocks).
+    SELECT array_agg(user_id), array_agg(status), array_agg(granted - used - held),
+           array_agg(0::numeric), array_agg(0::numeric)
+    INTO user_ids, user_status, user_left, user_used, user_held
+    FROM (SELECT * FROM ts_users WHERE user_id = ANY(p_user_ids) ORDER BY user_id FOR UPDATE) AS a;
+    SELECT array_agg(key_id), array_agg(user_id), array_agg(status), array_agg(quota - used - held),
+           array_agg(expires_at), array_agg(0::numeric), array_agg(0::numeric)
+    INTO key_ids, key_owner, key_status, key_left, key_expires, key_used, key_held
+    FROM (SELECT * FROM ts_keys WHERE key_id = ANY(p_key_ids) ORDER BY key_id FOR UPDATE) AS a;
+
+    -- Fold in what was charged since: cost moves to used, the released hold leaves held.
     WITH taken AS (
         DELETE FROM ts_settled WHERE account_id = ANY(p_user_ids || p_key_ids)
         RETURNING account_id, released, cost
-    ), sums AS (
-        SELECT account_id, sum(cost) AS cost, sum(released) AS released FROM taken GROUP BY account_id
-    ), folded_users AS (
-        UPDATE ts_users SET used = used + s.cost, held = held - s.released
-        FROM sums s WHERE user_id = s.account_id
     )
-    UPDATE ts_keys SET used = used + s.cost, held = held - s.released
-    FROM sums s WHERE key_id = s.account_id;
-
-    SELECT array_agg(user_id), array_agg(status), array_agg(granted - used - held), array_agg(0::numeric)
-    INTO user_ids, user_status, user_left, user_added
-    FROM ts_users WHERE user_id = ANY(p_user_ids);
-    SELECT array_agg(key_id), array_agg(user_id), array_agg(status), array_agg(quota - used - held),
-           array_agg(expires_at), array_agg(0::numeric)
-    INTO key_ids, key_owner, key_status, key_left, key_expires, key_added
-    FROM ts_keys WHERE key_id = ANY(p_key_ids);
+    SELECT array_agg(account_id), array_agg(cost), array_agg(released)
+    INTO settled_ids, settled_cost, settled_released
+    FROM (SELECT account_id, sum(cost) AS cost, sum(released) AS released FROM taken GROUP BY account_id) AS s;
+    FOR i IN 1 .. coalesce(array_length(settled_ids, 1), 0) LOOP
+        u := array_position(user_ids, settled_ids[i]);
+        IF u IS NOT NULL THEN
+            user_used[u] := user_used[u] + settled_cost[i];
+            user_held[u] := user_held[u] - settled_released[i];
+            user_left[u] := user_left[u] - settled_cost[i] + settled_released[i];
+        END IF;
+        k := array_position(key_ids, settled_ids[i]);
+        IF k IS NOT NULL THEN
+            key_used[k] := key_used[k] + settled_cost[i];
+            key_held[k] := key_held[k] - settled_released[i];
+            key_left[k] := key_left[k] - settled_cost[i] + settled_released[i];
+        END IF;
+    END LOOP;
 
     FOR i IN 1 .. coalesce(array_length(p_request_ids, 1), 0) LOOP
         u := array_position(user_ids, p_user_ids[i]);
         k := array_position(key_ids, p_key_ids[i]);
-        refused := i; available := NULL;
+        refused := p_positions[i]; available := NULL;
         IF u IS NULL OR k IS NULL OR key_owner[k] <> p_user_ids[i] THEN
             reason := 'unknown_account';
         ELSIF user_status[u] <> 'active' THEN
@@ -193,16 +211,18 @@ BEGIN
             CONTINUE;
         END IF;
         user_left[u] := user_left[u] - p_amounts[i];
-        user_added[u] := user_added[u] + p_amounts[i];
+        user_held[u] := user_held[u] + p_amounts[i];
         key_left[k] := key_left[k] - p_amounts[i];
-        key_added[k] := key_added[k] + p_amounts[i];
+        key_held[k] := key_held[k] + p_amounts[i];
         admitted := admitted || i;
     END LOOP;
 
-    UPDATE ts_users SET held = held + a.added
-    FROM unnest(user_ids, user_added) AS a(id, added) WHERE user_id = a.id AND a.added <> 0;
-    UPDATE ts_keys SET held = held + a.added
-    FROM unnest(key_ids, key_added) AS a(id, added) WHERE key_id = a.id AND a.added <> 0;
+    UPDATE ts_users SET used = used + a.add_used, held = held + a.add_held
+    FROM unnest(user_ids, user_used, user_held) AS a(id, add_used, add_held)
+    WHERE user_id = a.id AND (a.add_used <> 0 OR a.add_held <> 0);
+    UPDATE ts_keys SET used = used + a.add_used, held = held + a.add_held
+    FROM unnest(key_ids, key_used, key_held) AS a(id, add_used, add_held)
+    WHERE key_id = a.id AND (a.add_used <> 0 OR a.add_held <> 0);
     INSERT INTO ts_holds (request_id, user_id, key_id, amount, instance_id, key_name,
                           model, provider, endpoint, stream, requested_at)
     SELECT p_request_ids[i], p_user_ids[i], p_key_ids[i], p_amounts[i], p_instances[i], p_key_names[i],
