@@ -10,7 +10,6 @@ import logging
 import os
 import sys
 import time
-import uuid
 
 import aiohttp
 from sanic import HTTPResponse, Request, Sanic
@@ -64,7 +63,7 @@ def setup_middleware(app: Sanic, settings: Settings) -> None:
     origins = set(settings.server.cors_origins)
 
     async def assign_request_id(request: Request) -> HTTPResponse | None:
-        request.ctx.request_id = "req_" + uuid.uuid4().hex
+        request.ctx.request_id = "req_" + os.urandom(16).hex()  # 128 random bits, as uuid4 but cheaper
         request.ctx.started = time.perf_counter()
         if origins and request.method == "OPTIONS":
             return HTTPResponse(status=204)

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +49,22 @@ PROJECTION_LAG = Gauge("tokensea_projection_lag_seconds", "Age of the oldest eve
                        ["projection"], multiprocess_mode="max")
 
 
+@lru_cache(maxsize=4096)
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once: ``labels`` validates and locks on every
+    call, and a model call touches half a dozen series. Label values are route patterns,
+    catalogue model ids, statuses and lane names, so the set is small; the bound is a guard."""
+    return metric.labels(*labels)
+
+
 def observe(request: Any, status: int) -> None:
     """Count a request and its duration (route patterns keep the label set small), and
     write its access log line unless the access log is off."""
     route = request.route.path if request.route is not None else "unmatched"
     model = getattr(request.ctx, "model", "") or ""
     seconds = time.perf_counter() - getattr(request.ctx, "started", time.perf_counter())
-    REQUESTS.labels(route, model, str(status)).inc()
-    REQUEST_SECONDS.labels(route).observe(seconds)
+    child(REQUESTS, route, model, str(status)).inc()
+    child(REQUEST_SECONDS, route).observe(seconds)
     if request.app.ctx.settings.server.access_log:
         access.info(
             "%s %s %d",
@@ -78,12 +87,12 @@ def billed(event: Any) -> None:
     for kind, count in (("input", event.input_tokens), ("output", event.output_tokens),
                         ("cache_read", event.cache_read_tokens), ("cache_write", event.cache_write_tokens)):
         if count:
-            TOKENS.labels(event.model, kind).inc(count)
-    COST.labels(event.model).inc(float(event.cost.cents))
+            child(TOKENS, event.model, kind).inc(count)
+    child(COST, event.model).inc(float(event.cost.cents))
 
 
 def record_lag(projection: str, seconds: float) -> None:
-    PROJECTION_LAG.labels(projection).set(seconds)
+    child(PROJECTION_LAG, projection).set(seconds)
 
 
 def prepare_multiprocess() -> None:
@@ -98,8 +107,8 @@ def prepare_multiprocess() -> None:
 
 
 def record_batch(lane: str, size: int, seconds: float) -> None:
-    LEDGER_BATCH.labels(lane).observe(size)
-    LEDGER_COMMIT.labels(lane).observe(seconds)
+    child(LEDGER_BATCH, lane).observe(size)
+    child(LEDGER_COMMIT, lane).observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -73,7 +73,7 @@ class Call:
     upstream_started: float = 0.0
 
     def upstream_done(self, route: Route) -> None:
-        metrics.UPSTREAM_SECONDS.labels(route.provider).observe(time.perf_counter() - self.upstream_started)
+        metrics.child(metrics.UPSTREAM_SECONDS, route.provider).observe(time.perf_counter() - self.upstream_started)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -152,7 +152,7 @@ async def _open(call: Call) -> tuple[Route, Adapter, aiohttp.ClientResponse]:
                 svc.http, svc.settings, provider, attempt.adapter.operation, attempt.body,
                 attempt.adapter.passthrough_headers(call.request.headers), call.request_id,
             )
-            metrics.UPSTREAM_FIRST_BYTE.labels(provider.name).observe(time.perf_counter() - started)
+            metrics.child(metrics.UPSTREAM_FIRST_BYTE, provider.name).observe(time.perf_counter() - started)
             call.upstream_started = started
             return attempt.route, attempt.adapter, response
         except UpstreamError as exc:

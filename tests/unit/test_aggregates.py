@@ -1,6 +1,6 @@
 from datetime import datetime, timezone
 from decimal import Decimal
-from uuid import uuid4
+from uuid import UUID, uuid4, uuid5
 
 import pytest
 
@@ -8,7 +8,7 @@ from domain.catalogue import Plan, model_allowed
 from domain.charges import Charge, RequestFacts, RequestStatus, UsageSource
 from domain.errors import InvalidAmount, InvalidTransition
 from domain.grants import Grant, GrantReason
-from domain.ids import charge_id_for, user_id_for
+from domain.ids import charge_id_for, grant_id_for, user_id_for
 from domain.keys import ApiKey, KeyStatus
 from domain.money import Money
 from domain.pricing import Price
@@ -75,3 +75,12 @@ def test_model_access_needs_both_key_and_plan() -> None:
     assert not model_allowed("c", None, plan)
     assert not model_allowed("b", ["a"], plan)
     assert not model_allowed("a", [], None)
+
+
+@pytest.mark.parametrize("name", ["req_0123456789abcdef", "", "Zoë", "signup:" + "x" * 300, "ünïcödé 🙂"])
+def test_ids_are_the_standard_uuid5(name: str) -> None:
+    """Stored aggregates were named with ``uuid.uuid5``: the fast path must agree bit for bit."""
+    assert charge_id_for(name) == uuid5(UUID("6f1c5d8e-2b0a-4a51-9a57-5f0c3a6e1d02"), name)
+    assert grant_id_for(name) == uuid5(UUID("6f1c5d8e-2b0a-4a51-9a57-5f0c3a6e1d03"), name)
+    assert user_id_for(name) == uuid5(UUID("6f1c5d8e-2b0a-4a51-9a57-5f0c3a6e1d01"), name.lower())
+    assert charge_id_for(name).version == 5
