@@ -38,6 +38,9 @@ from ledger import LedgerUnavailable
 log = logging.getLogger("tokensea.relay")
 
 MAX_ATTEMPTS = 2  # the primary route, then one retry on the next
+# What reading a provider's JSON raises when it has the wrong shape (a string where an
+# object belongs, a list too short, a fractional count): the provider's fault, not ours.
+_WRONG_SHAPE = (TypeError, KeyError, IndexError, AttributeError, ValueError)
 WITHHELD = "the billing ledger was unavailable, so the answer was withheld"
 
 
@@ -172,7 +175,7 @@ async def _whole(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.C
         if not isinstance(data, dict):
             raise ValueError("not an object")
         body, usage, text = adapter.response(raw, data, call.model.id)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+    except (aiohttp.ClientError, TimeoutError, ValueError, *_WRONG_SHAPE) as exc:
         message = f"the provider's answer could not be read ({type(exc).__name__})"
         call.meter.settle(route, TokenUsage(), RequestStatus.ERROR, UsageSource.UPSTREAM, message)
         raise Problem(502, "upstream_error", message) from None
@@ -194,10 +197,14 @@ async def _whole(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.C
 
 async def _stream(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.ClientResponse) -> None:
     call.request.ctx.streaming = True
-    response = await call.request.respond(
-        content_type="text/event-stream", headers={**call.headers, "cache-control": "no-cache"}
-    )
-    processor = adapter.stream(call.body, call.model.id)
+    try:
+        response = await call.request.respond(
+            content_type="text/event-stream", headers={**call.headers, "cache-control": "no-cache"}
+        )
+        processor = adapter.stream(call.body, call.model.id)
+    except BaseException:
+        upstream.close()  # the client is gone (or never got a stream): stop the provider
+        raise
     problem = await _pump(call, route, upstream, processor, response)
     call.upstream_done(route)
     usage, source = processor.usage, UsageSource.UPSTREAM
@@ -222,6 +229,23 @@ async def _stream(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.
     metrics.observe(call.request, 200)
 
 
+def _translate(parser: Parser, processor: StreamProcessor, chunk: bytes) -> tuple[bytes, str | None]:
+    """What the client is sent for ``chunk``, and why the stream is broken if an event is
+    not what the provider's protocol promises (malformed, or valid JSON of the wrong
+    shape). The events before the bad one are still sent: they were counted as delivered."""
+    out = []
+    try:
+        for event in parser.feed(chunk):
+            if processor.finished or processor.upstream_error is not None:
+                break  # nothing after the end or an error counts, or is sent
+            out.append(processor.feed(event))
+    except MalformedStream as exc:
+        return b"".join(out), str(exc)
+    except _WRONG_SHAPE as exc:
+        return b"".join(out), f"an event of an unexpected shape ({type(exc).__name__})"
+    return b"".join(out), None
+
+
 async def _pump(
     call: Call, route: Route, upstream: aiohttp.ClientResponse, processor: StreamProcessor, response: Any
 ) -> str | None:
@@ -236,14 +260,11 @@ async def _pump(
                 chunk = await upstream.content.readany()
                 if not chunk:
                     break
-                out = []
-                for event in parser.feed(chunk):
-                    if processor.finished or processor.upstream_error is not None:
-                        break  # nothing after the end or an error counts, or is sent
-                    out.append(processor.feed(event))
-                data = b"".join(out)
+                data, broken = _translate(parser, processor, chunk)
                 if data:
                     await response.send(data)
+                if broken is not None:
+                    return f"the provider sent a malformed stream: {broken}"
     except asyncio.CancelledError:
         upstream.close()  # stop the provider generating for nobody
         delivered = processor.delivered.flush()
@@ -255,8 +276,6 @@ async def _pump(
         return f"the provider sent nothing for {idle:g} s"
     except (aiohttp.ClientError, ConnectionError):
         return "the connection to the provider broke"
-    except MalformedStream as exc:
-        return f"the provider sent a malformed stream: {exc}"
     finally:
         if not processor.finished:
             upstream.close()

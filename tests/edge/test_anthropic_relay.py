@@ -116,6 +116,41 @@ def test_a_broken_stream_raises_in_the_anthropic_sdk(gateway: Gateway, unique: s
     assert all(e["completionTokens"] > 0 for e in entries)
 
 
+def test_translated_answers_of_the_wrong_shape_are_the_providers_fault(gateway: Gateway, unique: str) -> None:
+    """Valid JSON that is not what the provider's protocol promises (a string where an
+    object belongs) cannot be translated: a 502, or a stream's error event, in the
+    client's protocol, never a 500, and only what was delivered is billed. (Answers in
+    the client's own protocol pass through as the provider sent them.)"""
+    token, key, _ = gateway.funded(unique, "100")
+    with pytest.raises(anthropic.APIStatusError) as whole:
+        claude(gateway, key).messages.create(
+            model="gpt-test", max_tokens=50, messages=[{"role": "user", "content": f"{marker()} !badshape"}]
+        )
+    assert whole.value.status_code == 502 and whole.value.body["error"]["type"] == "api_error"
+    with pytest.raises(openai.APIStatusError) as plain:
+        sdk(gateway, key).chat.completions.create(
+            model="claude-test", max_tokens=50, messages=[{"role": "user", "content": f"{marker()} !badshape"}]
+        )
+    assert plain.value.status_code == 502 and plain.value.body["code"] == "upstream_error"
+    with pytest.raises((anthropic.APIStatusError, anthropic.APIError)), claude(gateway, key).messages.stream(
+        model="gpt-test", max_tokens=50, messages=[{"role": "user", "content": f"{marker()} !badshape !words=6"}]
+    ) as stream:
+        for _ in stream.text_stream:
+            pass
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in sdk(gateway, key).chat.completions.create(
+            model="claude-test", max_tokens=50, stream=True,
+            messages=[{"role": "user", "content": f"{marker()} !badshape !words=6"}],
+        ):
+            received.append(chunk)
+    assert any(c.choices and c.choices[0].delta.content for c in received)
+    entries = logs(gateway, token, 4)
+    assert {e["status"] for e in entries} == {"error"}
+    assert sorted(e["completionTokens"] > 0 for e in entries) == [False, False, True, True]
+    assert Decimal(gateway.me(token)["usedQuota"]) == sum(Decimal(e["cost"]) for e in entries)
+
+
 # -- OpenAI client, Anthropic provider ---------------------------------------------------
 
 def test_openai_client_on_an_anthropic_model(gateway: Gateway, unique: str) -> None:

@@ -190,7 +190,7 @@ def test_upstream_failures_are_not_charged_and_fall_back_once(gateway: Gateway, 
 
 def test_a_stream_cut_midway_raises_in_the_sdk_and_bills_what_was_delivered(gateway: Gateway, unique: str) -> None:
     token, key, _ = gateway.funded(unique, "100")
-    for directive in ("!drop", "!midstream-error", "!garbage"):
+    for directive in ("!drop", "!midstream-error", "!garbage", "!badshape"):
         tag = marker()
         received = []
         with pytest.raises(openai.APIError):
@@ -200,7 +200,7 @@ def test_a_stream_cut_midway_raises_in_the_sdk_and_bills_what_was_delivered(gate
             ):
                 received.append(chunk)
         assert any(c.choices and c.choices[0].delta.content for c in received)
-    entries = logs(gateway, token, 3)
+    entries = logs(gateway, token, 4)
     assert {e["status"] for e in entries} == {"error"}
     assert all(e["completionTokens"] > 0 and e["usageSource"] == "estimated" for e in entries), [(e["completionTokens"], e["usageSource"], e["promptTokens"]) for e in entries]
     assert all(Decimal(e["cost"]) > 0 for e in entries)

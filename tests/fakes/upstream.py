@@ -12,6 +12,7 @@ several providers). Behaviour is chosen by directives in the request's text:
     !status=CODE     fail with this HTTP status (429, 500, 529, 400, 401 ...)
     !fail-on=NAME    apply !status only when called under the prefix NAME
     !drop            cut the connection mid-answer          !garbage   send a malformed event
+    !badshape        send valid JSON of the wrong shape (mid-stream, or as the whole answer)
     !midstream-error send the protocol's error event mid-stream
     !nousage         report no usage                          !length   stop at max tokens
 
@@ -227,6 +228,8 @@ class FakeUpstream:
                       "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]}
             if not plan.has("nousage"):
                 answer["usage"] = usage
+            if plan.has("badshape"):
+                answer["choices"] = ["x"]
             return web.json_response(answer)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
@@ -268,6 +271,12 @@ class FakeUpstream:
             return True
         if plan.has("garbage"):
             await response.write(b"data: {this is not json\n\n")
+            return False
+        if plan.has("badshape"):  # JSON, but a string where an object belongs and a fractional count
+            if protocol == "openai":
+                await response.write(b'data: {"choices": ["x"], "usage": {"prompt_tokens": 3, "completion_tokens": 2.5}}\n\n')
+            else:
+                await response.write(b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": "x"}\n\n')
             return False
         if plan.has("midstream-error"):
             if protocol == "openai":
@@ -314,6 +323,8 @@ class FakeUpstream:
                                       "content": content, "stop_reason": stop, "stop_sequence": None}
             if not plan.has("nousage"):
                 answer["usage"] = usage
+            if plan.has("badshape"):
+                answer["content"] = [{"type": "text", "text": 7}]
             return web.json_response(answer)
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
