@@ -9,10 +9,11 @@ the next; a lone job goes out at the next turn of the loop.
 
 A lane belongs to the loop that first used it. It opens its connection on demand and
 drops it after any database error, so the next batch reconnects: service resumes by
-itself when the database returns. A batch that fails on a connection kept from before
-(the database restarted since) is sent once more on a fresh one: both statements are safe
-to resend, because a request id can be admitted once and charged once, so a collision
-on the second attempt means the first one landed.
+itself when the database returns. A batch whose statement fails with the connection (the
+database restarted, or the answer was lost on the way) is sent once more on a fresh one.
+The first attempt may have landed: ``landed`` resolves the jobs it finds already written
+before the resend, and a collision on the resend means the same. Both statements are safe
+to resend, because a request id is admitted once and charged once.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class AsyncLane(Generic[J]):
     """``execute`` sends one batch as one statement and resolves each job; a unique
     violation means some job collided, so the batch is sent again one job at a time and
     ``collided`` resolves a lone job that still collides (``resent``: on the resend
-    after a lost connection). ``fail`` resolves a batch after any other error."""
+    after a lost connection). ``landed`` resolves, before that resend, the jobs the lost
+    attempt wrote. ``fail`` resolves a batch after any other error."""
 
     def __init__(
         self,
@@ -46,6 +48,7 @@ class AsyncLane(Generic[J]):
         collided: Callable[[Pending[J], bool], None],
         fail: Callable[[BaseException, list[Pending[J]]], None],
         *,
+        landed: Callable[[Any, list[Pending[J]]], Awaitable[None]] | None = None,
         max_batch: int = 500,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
@@ -55,6 +58,7 @@ class AsyncLane(Generic[J]):
         self._execute = execute
         self._collided = collided
         self._fail = fail
+        self._landed = landed
         self._max_batch = max_batch
         self._on_batch = on_batch
         self._queue: list[Pending[J]] = []
@@ -83,16 +87,15 @@ class AsyncLane(Generic[J]):
     async def _run(self, batch: list[Pending[J]]) -> None:
         started = time.perf_counter()
         try:
-            kept = self._conn is not None
-            if not kept:
+            if self._conn is None:
                 self._conn = await self._connect()
             try:
                 await self._send(batch, resent=False)
             except _BROKEN:
-                if not kept:
-                    raise
                 self.abandon()
                 self._conn = await self._connect()
+                if self._landed is not None:
+                    await self._landed(self._conn, [pending for pending in batch if not pending.done])
                 await self._send([pending for pending in batch if not pending.done], resent=True)
         except asyncio.CancelledError:
             self.abandon()

@@ -306,7 +306,7 @@ class Ledger:
         if self._lanes is None:
             self._lanes = (
                 AsyncLane("ledger-holds-lane", self.db.aconnect, self._admit_on_loop, _hold_collided,
-                          self._fail_on_loop, on_batch=self._report("holds")),
+                          self._fail_on_loop, landed=_holds_landed, on_batch=self._report("holds")),
                 AsyncLane("ledger-charges-lane", self.db.aconnect, self._settle_on_loop, _charge_collided,
                           self._fail_on_loop, on_batch=self._report("events")),
             )
@@ -364,6 +364,19 @@ class Ledger:
                 log.warning("ledger maintenance: %s", exc)
             except Exception:
                 log.exception("ledger maintenance failed")
+
+
+async def _holds_landed(conn: Any, batch: list[Pending[Hold]]) -> None:
+    """Before a resend: the holds the lost attempt wrote are admitted. (Sent again, they
+    would be decided against balances that already hold them, and could be refused
+    while they stayed reserved.)"""
+    cursor = await conn.execute(
+        "SELECT request_id FROM ts_holds WHERE request_id = ANY(%s)", ([p.job.facts.request_id for p in batch],)
+    )
+    written = {row["request_id"] for row in await cursor.fetchall()}
+    for pending in batch:
+        if pending.job.facts.request_id in written:
+            pending.set_result(True)
 
 
 def _hold_collided(pending: Pending[Hold], resent: bool) -> None:
