@@ -98,7 +98,10 @@ class Meter:
             recorded = await self.svc.ledger.asettle(charge)
             if recorded:
                 metrics.billed(charge)
-        except LedgerUnavailable as exc:
+        except Exception as exc:  # whatever failed, the caller must hear it and the charge be retried
+            if not isinstance(exc, LedgerUnavailable):
+                log.exception("settling %s failed", self.facts.request_id)
+                exc = LedgerUnavailable(f"the charge could not be recorded ({type(exc).__name__})")
             if not first.done():
                 first.set_exception(exc)
             first.exception()  # retrieved: an unawaited failure is not an error here
@@ -118,6 +121,8 @@ class Meter:
                 return
             except LedgerUnavailable:
                 continue
+            except Exception:  # keep trying: the hold stays reserved until this lands
+                log.exception("settling %s failed again", self.facts.request_id)
 
 
 async def admit(

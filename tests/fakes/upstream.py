@@ -279,11 +279,13 @@ class FakeUpstream:
                 await response.write(b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": "x"}\n\n')
             return False
         if plan.has("midstream-error"):
+            # !midstream-error=nul: a message with a NUL character, which PostgreSQL's text cannot store
+            text = b"fake\\u0000overload" if plan.directives["midstream-error"] == "nul" else b"fake overload"
             if protocol == "openai":
-                await response.write(b'data: {"error": {"message": "fake overload", "type": "server_error"}}\n\n')
+                await response.write(b'data: {"error": {"message": "' + text + b'", "type": "server_error"}}\n\n')
             else:
                 await response.write(
-                    b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}\n\n'
+                    b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", "message": "' + text + b'"}}\n\n'
                 )
             await response.write_eof()
             return True
