@@ -2,7 +2,8 @@
 
 Each process registers itself in ``ts_instances`` and refreshes a heartbeat every
 second. A hold belongs to the process that admitted it. When a process has missed
-heartbeats for ``stale_after`` seconds *as observed by the recovering process* for a
+heartbeats for ``stale_after`` seconds (by the database server's clock, on PostgreSQL,
+so that hosts whose clocks disagree agree on it), *as observed by the recovering process* for a
 further ``grace`` seconds, its holds are settled as ``interrupted``: a ``TokensConsumed``
 with no usage and no cost (nothing more is known), which releases the hold. Timing
 the grace from our own observation (not from the stale timestamp) means a process that
@@ -42,8 +43,21 @@ class Recovery:
     grace: float = 5.0
     _suspects: dict[str, float] = field(default_factory=dict)
 
+    def _now(self, conn: Any) -> datetime:
+        """The time heartbeats are written and judged by: the database server's on
+        PostgreSQL, so hosts whose clocks disagree never take each other for dead; the
+        host's on SQLite, whose processes all share one host."""
+        if not self.db.is_postgres:
+            return datetime.now(timezone.utc)
+        cur = conn.cursor()
+        try:
+            cur.execute("SELECT clock_timestamp() AS now")
+            return to_datetime(cur.fetchone()["now"])
+        finally:
+            cur.close()
+
     def register(self, conn: Any, host: str, pid: int) -> None:
-        now = datetime.now(timezone.utc)
+        now = self._now(conn)
         with self.db.transaction(conn) as cur:
             cur.execute(
                 self.db.sql(
@@ -58,7 +72,7 @@ class Recovery:
         try:
             cur.execute(
                 self.db.sql("UPDATE ts_instances SET heartbeat_at = %s WHERE instance_id = %s"),
-                (datetime.now(timezone.utc), self.instance_id),
+                (self._now(conn), self.instance_id),
             )
         finally:
             cur.close()
@@ -114,7 +128,7 @@ class Recovery:
             holders = {row["instance_id"] for row in cur.fetchall()}
         finally:
             cur.close()
-        now, seen = datetime.now(timezone.utc), time.monotonic()
+        now, seen = self._now(conn), time.monotonic()
         beats = {row["instance_id"]: to_datetime(row["heartbeat_at"]) for row in rows}
         dead: set[str] = set()
         for instance in holders:
@@ -134,7 +148,7 @@ class Recovery:
 
     def forget_finished(self, conn: Any) -> None:
         """Drop rows of stale processes that hold nothing any more."""
-        cutoff = datetime.now(timezone.utc) - timedelta(seconds=max(60.0, self.stale_after * 10))
+        cutoff = self._now(conn) - timedelta(seconds=max(60.0, self.stale_after * 10))
         cur = conn.cursor()
         try:
             cur.execute(

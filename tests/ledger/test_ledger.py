@@ -33,6 +33,7 @@ from ledger import (
     NotFound,
     Refused,
     commands,
+    recovery,
 )
 from ledger.admission import admit_batch
 from ledger.batching import Pending
@@ -373,6 +374,43 @@ def test_recovery_settles_a_dead_process_holds_once(database_url: str) -> None:
     statuses = {event.status for _, event in events(watcher.app) if hasattr(event, "request_id")}
     assert statuses == {RequestStatus.INTERRUPTED.value}
     watcher.close()
+
+
+def test_a_host_whose_clock_runs_ahead_takes_no_live_process_for_dead(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heartbeats are judged by the database's clock: a recovering host ten seconds ahead
+    of the serving one must not settle the live process's holds as interrupted."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's processes share one host, and its clock")
+    ledger = Ledger(Database.from_url(database_url))
+    alice = register(ledger, "alice", quota="100")
+    key = new_key(ledger, alice)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    child = context.Process(target=workers.admit_then_die, args=(database_url, str(alice), str(key), 2, ready))
+    child.start()
+    try:
+        assert ready.wait(60)
+
+        class Ahead(datetime):
+            @classmethod
+            def now(cls, tz: object = None) -> Ahead:  # type: ignore[override]
+                return super().now(tz) + timedelta(seconds=10)  # type: ignore[arg-type, return-value]
+
+        monkeypatch.setattr(recovery, "datetime", Ahead)
+        ahead = recovery.Recovery(ledger.db, "ahead", stale_after=1.0, grace=1.0)
+        conn = ledger.db.connect()
+        try:
+            for _ in range(6):  # three seconds: past stale_after and grace
+                assert ahead.orphaned_charges(conn) == []
+                time.sleep(0.5)
+        finally:
+            conn.close()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        child.join()
+        ledger.close()
 
 
 def test_a_serving_ledger_vacuums_the_tables_its_requests_churn(database_url: str) -> None:
