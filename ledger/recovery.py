@@ -80,44 +80,33 @@ class Recovery:
     def orphaned_charges(self, conn: Any) -> list[Charge.TokensConsumed]:
         """Interrupted charges for every hold whose process is dead."""
         dead = self._dead_instances(conn)
+        return [
+            _interrupted(row, "the edge process serving this request stopped before it was settled")
+            for row in self._holds(conn, "", ())
+            if row["instance_id"] in dead
+        ]
+
+    def abandoned_charges(self, conn: Any, request_ids: list[str]) -> list[Charge.TokensConsumed]:
+        """Interrupted charges for those of ``request_ids`` still held: holds whose
+        admission failed with the database (the caller was refused), yet landed."""
+        return [
+            _interrupted(row, "the ledger failed while this request was admitted; it was refused service")
+            for row in self._holds(conn, f" WHERE request_id IN ({self.db.in_list(len(request_ids))})", request_ids)
+        ]
+
+    def _holds(self, conn: Any, where: str, params: Any) -> list[Any]:
         cur = conn.cursor()
         try:
             cur.execute(
-                "SELECT request_id, user_id, key_id, amount, instance_id, key_name, model, provider, "
-                "endpoint, stream, requested_at FROM ts_holds"
+                self.db.sql(
+                    "SELECT request_id, user_id, key_id, amount, instance_id, key_name, model, provider, "
+                    "endpoint, stream, requested_at FROM ts_holds" + where
+                ),
+                params,
             )
-            rows = list(cur.fetchall())
+            return list(cur.fetchall())
         finally:
             cur.close()
-        charges = []
-        for row in rows:
-            if row["instance_id"] not in dead:
-                continue
-            facts = RequestFacts(
-                request_id=row["request_id"],
-                user_id=to_uuid(row["user_id"]),
-                key_id=to_uuid(row["key_id"]),
-                key_name=row["key_name"],
-                model=row["model"],
-                provider=row["provider"],
-                endpoint=row["endpoint"],
-                stream=bool(row["stream"]),
-                requested_at=to_datetime(row["requested_at"]),
-            )
-            charges.append(
-                Charge.record(
-                    facts,
-                    TokenUsage(),
-                    _NO_PRICE,
-                    Decimal(1),
-                    reserved=Money(to_decimal(row["amount"])),
-                    latency_ms=0,
-                    status=RequestStatus.INTERRUPTED,
-                    usage_source=UsageSource.ESTIMATED,
-                    error="the edge process serving this request stopped before it was settled",
-                )
-            )
-        return charges
 
     def _dead_instances(self, conn: Any) -> set[str]:
         cur = conn.cursor()
@@ -160,3 +149,30 @@ class Recovery:
             )
         finally:
             cur.close()
+
+
+def _interrupted(row: Any, why: str) -> Charge.TokensConsumed:
+    """The charge that settles a hold nobody will settle: no usage, no cost (nothing more
+    is known), which releases the hold."""
+    facts = RequestFacts(
+        request_id=row["request_id"],
+        user_id=to_uuid(row["user_id"]),
+        key_id=to_uuid(row["key_id"]),
+        key_name=row["key_name"],
+        model=row["model"],
+        provider=row["provider"],
+        endpoint=row["endpoint"],
+        stream=bool(row["stream"]),
+        requested_at=to_datetime(row["requested_at"]),
+    )
+    return Charge.record(
+        facts,
+        TokenUsage(),
+        _NO_PRICE,
+        Decimal(1),
+        reserved=Money(to_decimal(row["amount"])),
+        latency_ms=0,
+        status=RequestStatus.INTERRUPTED,
+        usage_source=UsageSource.ESTIMATED,
+        error=why,
+    )

@@ -109,6 +109,10 @@ class Ledger:
         self._stop = threading.Event()
         self._vacuum_after_holds = vacuum_after_holds
         self._holds_since_vacuum = 0  # written by the hold writer, read by maintenance
+        # Holds whose admission failed with the database: they may have landed all the
+        # same, with nobody left to settle them. Maintenance releases those that exist.
+        self._unsure_holds: set[str] = set()
+        self._unsure_lock = threading.Lock()
         self._maintenance: threading.Thread | None = None
         self.recovery = Recovery(db, self.instance_id, stale_after=stale_after, grace=grace)
         if serving:
@@ -293,8 +297,26 @@ class Ledger:
                 pending.set_exception(exc)
         except _UNAVAILABLE as exc:
             self._drop_connection()
-            for pending in batch:
-                pending.set_exception(_failure(exc))
+            self._holds_failed(exc, batch)
+
+    def _holds_failed(self, exc: BaseException, batch: list[Pending[Hold]]) -> None:
+        """A batch of holds failed with the database: its callers are refused service,
+        and maintenance releases any of the holds that landed regardless."""
+        if isinstance(exc, _UNAVAILABLE):
+            with self._unsure_lock:
+                self._unsure_holds.update(pending.job.facts.request_id for pending in batch)
+        self._fail_batch(exc, batch)
+
+    def _release_unsure_holds(self, conn: Any) -> None:
+        with self._unsure_lock:
+            unsure = list(self._unsure_holds)
+        for start in range(0, len(unsure), 500):
+            chunk = unsure[start : start + 500]
+            for charge in self.recovery.abandoned_charges(conn, chunk):
+                if self.settle(charge):
+                    log.warning("released request %s, admitted as the database failed, as interrupted", charge.request_id)
+            with self._unsure_lock:
+                self._unsure_holds.difference_update(chunk)
 
     # -- the event loop's lanes (PostgreSQL) -----------------------------------------------
 
@@ -306,9 +328,9 @@ class Ledger:
         if self._lanes is None:
             self._lanes = (
                 AsyncLane("ledger-holds-lane", self.db.aconnect, self._admit_on_loop, _hold_collided,
-                          self._fail_on_loop, landed=_holds_landed, on_batch=self._report("holds")),
+                          self._holds_failed, landed=_holds_landed, on_batch=self._report("holds")),
                 AsyncLane("ledger-charges-lane", self.db.aconnect, self._settle_on_loop, _charge_collided,
-                          self._fail_on_loop, on_batch=self._report("events")),
+                          self._fail_batch, on_batch=self._report("events")),
             )
         if self._lanes[0].loop is not asyncio.get_running_loop():
             return None
@@ -334,7 +356,7 @@ class Ledger:
             pending.set_result(True)
 
     @staticmethod
-    def _fail_on_loop(exc: BaseException, batch: list[Pending[Any]]) -> None:
+    def _fail_batch(exc: BaseException, batch: list[Pending[Any]]) -> None:
         for pending in batch:
             pending.set_exception(_failure(exc) if isinstance(exc, (*_UNAVAILABLE, *_INVALID)) else exc)
 
@@ -349,6 +371,7 @@ class Ledger:
                 for charge in self.recovery.orphaned_charges(conn):
                     if self.settle(charge):
                         log.warning("recovered request %s as interrupted", charge.request_id)
+                self._release_unsure_holds(conn)
                 churned = self._holds_since_vacuum
                 if churned >= self._vacuum_after_holds or (
                     churned and time.monotonic() - last_vacuum > VACUUM_AFTER_SECONDS

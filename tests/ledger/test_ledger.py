@@ -295,6 +295,49 @@ def test_a_hold_or_charge_whose_answer_was_lost_counts_once(database_url: str, m
         ledger.close()
 
 
+def test_a_hold_that_landed_as_the_database_failed_is_released(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hold lands, its answer is lost and the database cannot be reached for the
+    resend: the caller is refused (fail closed), and once the database is back the
+    reservation nobody will settle is released, at no charge."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the event loop's lanes exist on PostgreSQL only")
+    opened: list[LosesAnswers] = []
+    down = False
+    connect = Database.aconnect
+
+    async def flaky_connect(db: Database) -> LosesAnswers:
+        if down:
+            raise psycopg.OperationalError("connection refused")
+        opened.append(LosesAnswers(await connect(db)))
+        return opened[-1]
+
+    monkeypatch.setattr(Database, "aconnect", flaky_connect)
+    ledger = Ledger(Database.from_url(database_url), serving=True)
+    try:
+        alice = register(ledger, "alice", quota="100")
+        key = new_key(ledger, alice)
+
+        async def scenario() -> None:
+            nonlocal down
+            await ledger.aadmit(Hold(facts("warm", alice, key), Money(1), ledger.instance_id))
+            opened[-1].armed, down = True, True
+            with pytest.raises(LedgerUnavailable):
+                await ledger.aadmit(Hold(facts("lost", alice, key), Money(60), ledger.instance_id))
+            down = False
+
+        asyncio.run(scenario())
+        assert ledger.read(lambda q: q.user_by_id(alice))["held"] == Decimal(61)  # it did land
+        deadline = time.monotonic() + 10
+        while ledger.read(lambda q: q.user_by_id(alice))["held"] != 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        user = ledger.read(lambda q: q.user_by_id(alice))
+        assert (user["held"], user["used"]) == (Decimal(1), Decimal(0))
+        settled = {event.request_id: event.status for _, event in events(ledger.app) if hasattr(event, "request_id")}
+        assert settled == {"lost": RequestStatus.INTERRUPTED.value}
+    finally:
+        ledger.close()
+
+
 def test_replay_agrees_with_the_index_tables(ledger: Ledger) -> None:
     alice = register(ledger, "alice", quota="100")
     key = new_key(ledger, alice, quota="40")
