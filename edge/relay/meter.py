@@ -117,7 +117,11 @@ class Meter:
             await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
             attempt += 1
             try:
-                await self.svc.ledger.asettle(charge)
+                if not await self.svc.ledger.asettle(charge) and fallback is not None:
+                    # The first attempt had landed as the database failed: it stands, though
+                    # the client was told the answer was withheld. Rare; worth knowing.
+                    log.warning("request %s was charged before the database failed, and its answer withheld",
+                                self.facts.request_id)
                 return
             except LedgerUnavailable:
                 continue
