@@ -96,7 +96,8 @@ class AsyncLane(Generic[J]):
                 self._conn = await self._connect()
                 if self._landed is not None:
                     await self._landed(self._conn, [pending for pending in batch if not pending.done])
-                await self._send([pending for pending in batch if not pending.done], resent=True)
+                if unresolved := [pending for pending in batch if not pending.done]:
+                    await self._send(unresolved, resent=True)
         except asyncio.CancelledError:
             self.abandon()
             for pending in batch:

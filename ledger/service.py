@@ -303,8 +303,8 @@ class Ledger:
         """A batch of holds failed with the database: its callers are refused service,
         and maintenance releases any of the holds that landed regardless."""
         if isinstance(exc, _UNAVAILABLE):
-            with self._unsure_lock:
-                self._unsure_holds.update(pending.job.facts.request_id for pending in batch)
+            with self._unsure_lock:  # not those decided already: an admitted hold is live
+                self._unsure_holds.update(pending.job.facts.request_id for pending in batch if not pending.done)
         self._fail_batch(exc, batch)
 
     def _release_unsure_holds(self, conn: Any) -> None:

@@ -175,7 +175,7 @@ async def _whole(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.C
         if not isinstance(data, dict):
             raise ValueError("not an object")
         body, usage, text = adapter.response(raw, data, call.model.id)
-    except (aiohttp.ClientError, TimeoutError, ValueError, *_WRONG_SHAPE) as exc:
+    except (aiohttp.ClientError, TimeoutError, *_WRONG_SHAPE) as exc:
         message = f"the provider's answer could not be read ({type(exc).__name__})"
         call.meter.settle(route, TokenUsage(), RequestStatus.ERROR, UsageSource.UPSTREAM, message)
         raise Problem(502, "upstream_error", message) from None
