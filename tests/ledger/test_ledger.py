@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from uuid import uuid4
 
-import psycopg
 import pytest
 
 from domain.charges import RequestStatus
@@ -236,106 +235,6 @@ def test_an_event_loop_admits_and_settles_in_shared_transactions(database_url: s
         assert replay(reopened.app).duplicate_charges == []
     finally:
         reopened.close()
-
-
-class LosesAnswers:
-    """A connection that runs each statement but, when armed, fails it afterwards as if
-    the server's answer had been lost on the way (the statement did land)."""
-
-    def __init__(self, conn: object) -> None:
-        self._conn = conn
-        self.armed = False
-
-    async def execute(self, *args: object, **kwargs: object) -> object:
-        result = await self._conn.execute(*args, **kwargs)  # type: ignore[attr-defined]
-        if self.armed:
-            self.armed = False
-            raise psycopg.OperationalError("the answer was lost")
-        return result
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._conn, name)
-
-
-def test_a_hold_or_charge_whose_answer_was_lost_counts_once(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The event loop resends a statement whose answer was lost. The first attempt
-    landed: the hold must be admitted (not refused against a balance that already holds
-    it, and left reserved), and the charge reported as recorded, each counted once."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the event loop's lanes exist on PostgreSQL only")
-    opened: list[LosesAnswers] = []
-    connect = Database.aconnect
-
-    async def losing_connect(db: Database) -> LosesAnswers:
-        opened.append(LosesAnswers(await connect(db)))
-        return opened[-1]
-
-    monkeypatch.setattr(Database, "aconnect", losing_connect)
-    ledger = Ledger(Database.from_url(database_url), serving=True)
-    try:
-        alice = register(ledger, "alice", quota="100")
-        key = new_key(ledger, alice)
-
-        charges = [charge("warm", alice, key, tokens=10, reserved="1"), charge("big", alice, key, tokens=20, reserved="60")]
-
-        async def scenario() -> tuple[object, bool]:
-            await ledger.aadmit(Hold(facts("warm", alice, key), Money(1), ledger.instance_id))
-            opened[-1].armed = True  # the holds' connection
-            await ledger.aadmit(Hold(facts("big", alice, key), Money(60), ledger.instance_id))  # 61 of 100 held
-            assert await ledger.asettle(charges[0])
-            opened[-1].armed = True  # the charges' connection
-            return await ledger.asettle(charges[1])
-
-        assert asyncio.run(scenario()) is True
-        assert len(opened) == 4  # each lane reconnected once
-        user = ledger.read(lambda q: q.user_by_id(alice))
-        assert user["held"] == 0 and user["used"] == charges[0].cost.cents + charges[1].cost.cents
-        assert replay(ledger.app).duplicate_charges == []
-    finally:
-        ledger.close()
-
-
-def test_a_hold_that_landed_as_the_database_failed_is_released(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hold lands, its answer is lost and the database cannot be reached for the
-    resend: the caller is refused (fail closed), and once the database is back the
-    reservation nobody will settle is released, at no charge."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the event loop's lanes exist on PostgreSQL only")
-    opened: list[LosesAnswers] = []
-    down = False
-    connect = Database.aconnect
-
-    async def flaky_connect(db: Database) -> LosesAnswers:
-        if down:
-            raise psycopg.OperationalError("connection refused")
-        opened.append(LosesAnswers(await connect(db)))
-        return opened[-1]
-
-    monkeypatch.setattr(Database, "aconnect", flaky_connect)
-    ledger = Ledger(Database.from_url(database_url), serving=True)
-    try:
-        alice = register(ledger, "alice", quota="100")
-        key = new_key(ledger, alice)
-
-        async def scenario() -> None:
-            nonlocal down
-            await ledger.aadmit(Hold(facts("warm", alice, key), Money(1), ledger.instance_id))
-            opened[-1].armed, down = True, True
-            with pytest.raises(LedgerUnavailable):
-                await ledger.aadmit(Hold(facts("lost", alice, key), Money(60), ledger.instance_id))
-            down = False
-
-        asyncio.run(scenario())
-        assert ledger.read(lambda q: q.user_by_id(alice))["held"] == Decimal(61)  # it did land
-        deadline = time.monotonic() + 10
-        while ledger.read(lambda q: q.user_by_id(alice))["held"] != 1 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        user = ledger.read(lambda q: q.user_by_id(alice))
-        assert (user["held"], user["used"]) == (Decimal(1), Decimal(0))
-        settled = {event.request_id: event.status for _, event in events(ledger.app) if hasattr(event, "request_id")}
-        assert settled == {"lost": RequestStatus.INTERRUPTED.value}
-    finally:
-        ledger.close()
 
 
 def test_replay_agrees_with_the_index_tables(ledger: Ledger) -> None:
