@@ -38,6 +38,7 @@ from domain.money import EXACT, Money
 from ledger.batching import Pending
 from ledger.database import Database, to_decimal, to_optional_datetime, to_optional_decimal, to_uuid
 from ledger.errors import Refused
+from ledger.wire import Statement
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
 
 
 ADMIT_CALL = "SELECT refused, reason, available FROM ts_admit(%s::jsonb, %s)"
+ADMIT_STATEMENT = Statement("ts_admit", "SELECT refused, reason, available FROM ts_admit($1::jsonb, $2::timestamptz)")
 
 
 def admit_call_params(batch: list[Pending[Hold]]) -> tuple[str, datetime]:
@@ -183,7 +185,7 @@ def admit_call_params(batch: list[Pending[Hold]]) -> tuple[str, datetime]:
 
 def resolve_admissions(batch: list[Pending[Hold]], refusals: list[Any]) -> None:
     """PostgreSQL: each hold of ``batch`` is admitted unless ``ADMIT_CALL`` returned its position."""
-    refused = {row["refused"] - 1: row for row in refusals}
+    refused = {int(row["refused"]) - 1: row for row in refusals}
     for position, pending in enumerate(batch):
         row = refused.get(position)
         if row is None:

@@ -22,6 +22,7 @@ from psycopg.sql import SQL, Identifier, Literal
 
 from domain.charges import Charge
 from ledger.effects import Effects
+from ledger.wire import Statement
 
 # A batch of charges in one statement, hence one round trip and one implicit
 # transaction: the same steps as the general path below (table lock, hold release into
@@ -68,6 +69,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             )
         )
         self._append_charges = SQL("SELECT {schema}.ts_append_charges(%s::jsonb, %s)").format(schema=schema)
+        self.append_charges_statement = Statement(
+            "ts_append_charges", SQL("SELECT {schema}.ts_append_charges($1::jsonb, $2::text)").format(schema=schema).as_string()
+        )
         self._lock_timeout = f"{self.datastore.lock_timeout}s"
 
     @retry((InterfaceError, OperationalError), max_attempts=3, wait=0.2)
@@ -84,15 +88,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         events = kwargs.get("ledger_events") or ()
         if events and all(isinstance(event, Charge.TokensConsumed) for event in events):
             with self.datastore.get_connection() as conn:  # autocommit: the call is the transaction
-                conn.execute(*self.append_charges_call(events, stored_events), prepare=True)
+                conn.execute(self._append_charges, self.append_charges_params(events, stored_events), prepare=True)
             return None
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._append(conn, curs, events, stored_events)
         return None
 
-    def append_charges_call(self, charges: Sequence[Any], stored_events: Sequence[StoredEvent]) -> tuple[Any, tuple[str, str]]:
-        """The statement that appends a batch of charges, and its parameters (also run
-        by the event loop's own lane, ``ledger.lanes``)."""
+    def append_charges_params(self, charges: Sequence[Any], stored_events: Sequence[StoredEvent]) -> tuple[str, str]:
+        """The parameters of ``ts_append_charges`` for a batch of charges (also run by the
+        event loop's own lane, ``ledger.lanes``, as ``append_charges_statement``)."""
         batch = orjson.dumps(
             [
                 [e.originator_id, e.originator_version, e.topic, e.state.hex(),
@@ -100,7 +104,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 for e, c in zip(stored_events, charges, strict=True)
             ]
         ).decode()
-        return self._append_charges, (batch, self._lock_timeout)
+        return batch, self._lock_timeout
 
     def _append(self, conn: Any, curs: Any, events: Sequence[Any], stored_events: Sequence[StoredEvent]) -> None:
         # Pipelined: the lock, the notification and the effects are one round trip before the COPY.

@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 from uuid import UUID
@@ -38,7 +38,7 @@ from eventsourcing.persistence import DataError, IntegrityError, PersistenceErro
 
 from domain.charges import Charge
 from ledger import commands
-from ledger.admission import ADMIT_CALL, Hold, admit_batch, admit_call_params, resolve_admissions
+from ledger.admission import ADMIT_STATEMENT, Hold, admit_batch, admit_call_params, resolve_admissions
 from ledger.application import LedgerApplication
 from ledger.batching import BatchWorker, Pending
 from ledger.database import Database
@@ -49,6 +49,7 @@ from ledger.log import EventLog
 from ledger.queries import Queries
 from ledger.recovery import Recovery
 from ledger.schema import create_tables, creating, vacuum_churning_tables
+from ledger.wire import Statement
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,6 +100,7 @@ class Ledger:
         except _UNAVAILABLE as exc:
             raise LedgerUnavailable(f"cannot open the ledger at {db.redacted()}: {exc}") from exc
         self.app.recorder.effects = Effects(db)  # type: ignore[attr-defined]
+        self._recorder: Any = self.app.recorder  # PostgresLedgerRecorder on PostgreSQL: the charges lane's statement
         self.log = EventLog(db, self.app)
         self._local = threading.local()
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="ledger-read")
@@ -327,14 +329,28 @@ class Ledger:
             return None
         if self._lanes is None:
             self._lanes = (
-                AsyncLane("ledger-holds-lane", self.db.aconnect, self._admit_on_loop, _hold_collided,
+                AsyncLane("ledger-holds-lane", self._lane_connector(ADMIT_STATEMENT), self._admit_on_loop, _hold_collided,
                           self._holds_failed, landed=_holds_landed, on_batch=self._report("holds")),
-                AsyncLane("ledger-charges-lane", self.db.aconnect, self._settle_on_loop, _charge_collided,
-                          self._fail_batch, on_batch=self._report("events")),
+                AsyncLane("ledger-charges-lane", self._lane_connector(self._recorder.append_charges_statement),
+                          self._settle_on_loop, _charge_collided, self._fail_batch, on_batch=self._report("events")),
             )
         if self._lanes[0].loop is not asyncio.get_running_loop():
             return None
         return self._lanes
+
+    def _lane_connector(self, statement: Statement) -> Callable[[], Awaitable[Any]]:
+        """A lane's ``connect``: a new connection with the lane's statement prepared on it."""
+
+        async def connect() -> Any:
+            conn = await self.db.aconnect()
+            try:
+                await statement.prepare(conn)
+            except BaseException:
+                conn.pgconn.finish()
+                raise
+            return conn
+
+        return connect
 
     def _report(self, lane: str) -> Callable[[int, float], None] | None:
         """``on_batch`` for one lane's batches (the holds, or the events)."""
@@ -344,14 +360,15 @@ class Ledger:
     async def _admit_on_loop(self, conn: Any, batch: list[Pending[Hold]]) -> None:
         """A batch of holds, as the hold writer would admit it."""
         self._holds_since_vacuum += len(batch)
-        cursor = await conn.execute(ADMIT_CALL, admit_call_params(batch), prepare=True)
-        resolve_admissions(batch, await cursor.fetchall())
+        holds, now = admit_call_params(batch)
+        resolve_admissions(batch, await ADMIT_STATEMENT.run(conn, [holds.encode(), now.isoformat().encode()]))
 
     async def _settle_on_loop(self, conn: Any, batch: list[Pending[Charge.TokensConsumed]]) -> None:
         """A batch of charges, as ``ts_append_charges`` on the writer thread would write it."""
         charges = [pending.job for pending in batch]
         stored = [self.app.mapper.to_stored_event(charge) for charge in charges]
-        await conn.execute(*self.app.recorder.append_charges_call(charges, stored), prepare=True)  # type: ignore[attr-defined]
+        params = self._recorder.append_charges_params(charges, stored)
+        await self._recorder.append_charges_statement.run(conn, [param.encode() for param in params])
         for pending in batch:
             pending.set_result(True)
 

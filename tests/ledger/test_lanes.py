@@ -19,21 +19,35 @@ from tests.ledger.helpers import charge, facts, new_key, register
 
 class LosesAnswers:
     """A connection that runs each statement but, when armed, fails it afterwards as if
-    the server's answer had been lost on the way (the statement did land)."""
+    the server's answer had been lost on the way (the statement did land). The lanes
+    read their answers from libpq (``ledger.wire``), so the loss is staged there."""
 
     def __init__(self, conn: object) -> None:
         self._conn = conn
         self.armed = False
 
-    async def execute(self, *args: object, **kwargs: object) -> object:
-        result = await self._conn.execute(*args, **kwargs)  # type: ignore[attr-defined]
-        if self.armed:
-            self.armed = False
+    @property
+    def pgconn(self) -> object:
+        return _LosingAnswers(self, self._conn.pgconn)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+class _LosingAnswers:
+    def __init__(self, owner: LosesAnswers, pgconn: object) -> None:
+        self._owner = owner
+        self._pgconn = pgconn
+
+    def get_result(self) -> object:
+        result = self._pgconn.get_result()  # type: ignore[attr-defined]
+        if result is not None and self._owner.armed:
+            self._owner.armed = False
             raise psycopg.OperationalError("the answer was lost")
         return result
 
     def __getattr__(self, name: str) -> object:
-        return getattr(self._conn, name)
+        return getattr(self._pgconn, name)
 
 
 class Connections:
