@@ -45,9 +45,4 @@ class RequestLogs(Projection):
         if target.fresh:  # a rebuild's new table: nothing to conflict with, load in bulk
             target.copy(target["proj_request_logs"], TYPED_COLUMNS, rows)
             return
-        placeholders = ", ".join(["%s"] * len(COLUMNS))
-        target.executemany(
-            f"INSERT INTO {target['proj_request_logs']} ({', '.join(COLUMNS)}) VALUES ({placeholders}) "
-            "ON CONFLICT (request_id) DO NOTHING",
-            rows,
-        )
+        target.insert_new(target["proj_request_logs"], TYPED_COLUMNS, rows, key="request_id")
