@@ -170,17 +170,16 @@ ADMIT_CALL = "SELECT refused, reason, available FROM ts_admit(%s::jsonb, %s)"
 ADMIT_STATEMENT = Statement("ts_admit", "SELECT refused, reason, available FROM ts_admit($1::jsonb, $2::timestamptz)")
 
 
-def admit_call_params(batch: list[Pending[Hold]]) -> tuple[str, datetime]:
-    """PostgreSQL: the parameters of ``ADMIT_CALL`` for ``batch``: the holds as one JSON array."""
-    holds = orjson.dumps(
+def holds_json(batch: list[Pending[Hold]]) -> bytes:
+    """PostgreSQL: ``ts_admit``'s first parameter for ``batch``: the holds as one JSON array."""
+    return orjson.dumps(
         [
             [f.request_id, f.user_id, f.key_id, str(p.job.amount.cents), p.job.instance_id, f.key_name,
              f.model, f.provider, f.endpoint, f.stream, f.requested_at]
             for p in batch
             for f in (p.job.facts,)
         ]
-    ).decode()
-    return holds, datetime.now(timezone.utc)
+    )
 
 
 def resolve_admissions(batch: list[Pending[Hold]], refusals: list[Any]) -> None:
@@ -200,7 +199,8 @@ def resolve_admissions(batch: list[Pending[Hold]], refusals: list[Any]) -> None:
 
 def _admit_in_database(conn: Any, batch: list[Pending[Hold]]) -> None:
     """PostgreSQL: the whole batch in one statement, ``ts_admit`` (``ledger.schema``)."""
-    resolve_admissions(batch, conn.execute(ADMIT_CALL, admit_call_params(batch), prepare=True).fetchall())
+    params = (holds_json(batch).decode(), datetime.now(timezone.utc))
+    resolve_admissions(batch, conn.execute(ADMIT_CALL, params, prepare=True).fetchall())
 
 
 def _absorb(accounts: dict[UUID, _Account], settled: list[Any]) -> None:

@@ -72,7 +72,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self.append_charges_statement = Statement(
             "ts_append_charges", SQL("SELECT {schema}.ts_append_charges($1::jsonb, $2::text)").format(schema=schema).as_string()
         )
-        self._lock_timeout = f"{self.datastore.lock_timeout}s"
+        self.lock_timeout = f"{self.datastore.lock_timeout}s"
 
     @retry((InterfaceError, OperationalError), max_attempts=3, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
@@ -88,23 +88,24 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         events = kwargs.get("ledger_events") or ()
         if events and all(isinstance(event, Charge.TokensConsumed) for event in events):
             with self.datastore.get_connection() as conn:  # autocommit: the call is the transaction
-                conn.execute(self._append_charges, self.append_charges_params(events, stored_events), prepare=True)
+                params = (self.charges_json(events, stored_events).decode(), self.lock_timeout)
+                conn.execute(self._append_charges, params, prepare=True)
             return None
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._append(conn, curs, events, stored_events)
         return None
 
-    def append_charges_params(self, charges: Sequence[Any], stored_events: Sequence[StoredEvent]) -> tuple[str, str]:
-        """The parameters of ``ts_append_charges`` for a batch of charges (also run by the
-        event loop's own lane, ``ledger.lanes``, as ``append_charges_statement``)."""
-        batch = orjson.dumps(
+    @staticmethod
+    def charges_json(charges: Sequence[Any], stored_events: Sequence[StoredEvent]) -> bytes:
+        """``ts_append_charges``'s first parameter for a batch of charges (the second is
+        ``lock_timeout``); also sent by the event loop, as ``append_charges_statement``."""
+        return orjson.dumps(
             [
                 [e.originator_id, e.originator_version, e.topic, e.state.hex(),
                  c.request_id, c.user_id, c.key_id, str(c.cost.cents)]
                 for e, c in zip(stored_events, charges, strict=True)
             ]
-        ).decode()
-        return batch, self._lock_timeout
+        )
 
     def _append(self, conn: Any, curs: Any, events: Sequence[Any], stored_events: Sequence[StoredEvent]) -> None:
         # Pipelined: the lock, the notification and the effects are one round trip before the COPY.

@@ -9,7 +9,7 @@ event loop:
 - the *hold writer* admits requests (``ledger.admission``), many per transaction;
 - *readers* answer queries, one connection per thread;
 - on PostgreSQL, the event loop that serves model calls admits their holds and appends
-  their charges itself, on two connections of its own (``ledger.lanes``);
+  their charges itself, on two connections of its own (``ledger.loop_writes``);
 - in a serving process, a *maintenance* thread heartbeats and recovers the holds of
   dead processes (``ledger.recovery``).
 
@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 from uuid import UUID
@@ -38,18 +38,17 @@ from eventsourcing.persistence import DataError, IntegrityError, PersistenceErro
 
 from domain.charges import Charge
 from ledger import commands
-from ledger.admission import ADMIT_STATEMENT, Hold, admit_batch, admit_call_params, resolve_admissions
+from ledger.admission import Hold, admit_batch
 from ledger.application import LedgerApplication
 from ledger.batching import BatchWorker, Pending
 from ledger.database import Database
 from ledger.effects import Effects
 from ledger.errors import Conflict, InvalidValue, LedgerError, LedgerUnavailable
-from ledger.lanes import AsyncLane
 from ledger.log import EventLog
+from ledger.loop_writes import LoopWrites
 from ledger.queries import Queries
 from ledger.recovery import Recovery
 from ledger.schema import create_tables, creating, vacuum_churning_tables
-from ledger.wire import Statement
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,14 +99,13 @@ class Ledger:
         except _UNAVAILABLE as exc:
             raise LedgerUnavailable(f"cannot open the ledger at {db.redacted()}: {exc}") from exc
         self.app.recorder.effects = Effects(db)  # type: ignore[attr-defined]
-        self._recorder: Any = self.app.recorder  # PostgresLedgerRecorder on PostgreSQL: the charges lane's statement
         self.log = EventLog(db, self.app)
         self._local = threading.local()
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="ledger-read")
         self._on_batch = on_batch
         self._events = BatchWorker[commands.Command]("ledger-events", self._commit_commands, on_batch=self._report("events"))
         self._holds = BatchWorker[Hold]("ledger-holds", self._commit_holds, on_batch=self._report("holds"))
-        self._lanes: tuple[AsyncLane[Hold], AsyncLane[Charge.TokensConsumed]] | None = None
+        self._loop_writes: LoopWrites | None = None
         self._stop = threading.Event()
         self._vacuum_after_holds = vacuum_after_holds
         self._holds_since_vacuum = 0  # written by the hold writer, read by maintenance
@@ -126,8 +124,8 @@ class Ledger:
         self._stop.set()
         if self._maintenance is not None:
             self._maintenance.join(5)
-        for lane in self._lanes or ():
-            lane.abandon()  # closed already by ``aclose`` unless the loop went away first
+        if self._loop_writes is not None:
+            self._loop_writes.abandon()  # closed already by ``aclose`` unless the loop went away first
         self._holds.stop()
         self._events.stop()
         self._readers.shutdown(wait=True)
@@ -149,27 +147,27 @@ class Ledger:
         return bool(self.run(commands.Settle.of(charge)))
 
     async def asettle(self, charge: Charge.TokensConsumed) -> bool:
-        lanes = self._loop_lanes()
-        if lanes is None:
+        writes = self._writes_of_this_loop()
+        if writes is None:
             return bool(await self.arun(commands.Settle.of(charge)))
-        return bool(await lanes[1].submit(charge))
+        return await writes.settle(charge)
 
     def admit(self, hold: Hold) -> None:
         """Reserve ``hold`` or raise ``Refused``."""
         self._holds.submit(hold).result()
 
     async def aadmit(self, hold: Hold) -> None:
-        lanes = self._loop_lanes()
-        if lanes is None:
+        writes = self._writes_of_this_loop()
+        if writes is None:
             await self._holds.submit_async(hold)
         else:
-            await lanes[0].submit(hold)
+            self._holds_since_vacuum += 1
+            await writes.admit(hold)
 
     async def aclose(self) -> None:
         """``close`` for the event loop that used the ledger: its lanes finish first."""
-        if self._lanes is not None:
-            for lane in self._lanes:
-                await lane.aclose()
+        if self._loop_writes is not None:
+            await self._loop_writes.aclose()
         await asyncio.to_thread(self.close)
 
     # -- reads -----------------------------------------------------------------------------
@@ -322,55 +320,22 @@ class Ledger:
 
     # -- the event loop's lanes (PostgreSQL) -----------------------------------------------
 
-    def _loop_lanes(self) -> tuple[AsyncLane[Hold], AsyncLane[Charge.TokensConsumed]] | None:
-        """The lanes of the running loop: made by the first loop that asks; another loop
-        (a second one in a test, say) uses the writer threads."""
+    def _writes_of_this_loop(self) -> LoopWrites | None:
+        """The running loop's lanes (PostgreSQL): made by the first loop that asks; another
+        loop (a second one in a test, say) uses the writer threads."""
         if not self.db.is_postgres:
             return None
-        if self._lanes is None:
-            self._lanes = (
-                AsyncLane("ledger-holds-lane", self._lane_connector(ADMIT_STATEMENT), self._admit_on_loop, _hold_collided,
-                          self._holds_failed, landed=_holds_landed, on_batch=self._report("holds")),
-                AsyncLane("ledger-charges-lane", self._lane_connector(self._recorder.append_charges_statement),
-                          self._settle_on_loop, _charge_collided, self._fail_batch, on_batch=self._report("events")),
-            )
-        if self._lanes[0].loop is not asyncio.get_running_loop():
+        if self._loop_writes is None:
+            self._loop_writes = LoopWrites(self.db, self.app, holds_failed=self._holds_failed, fail=self._fail_batch,
+                                           report=self._report)
+        if self._loop_writes.loop is not asyncio.get_running_loop():
             return None
-        return self._lanes
-
-    def _lane_connector(self, statement: Statement) -> Callable[[], Awaitable[Any]]:
-        """A lane's ``connect``: a new connection with the lane's statement prepared on it."""
-
-        async def connect() -> Any:
-            conn = await self.db.aconnect()
-            try:
-                await statement.prepare(conn)
-            except BaseException:
-                conn.pgconn.finish()
-                raise
-            return conn
-
-        return connect
+        return self._loop_writes
 
     def _report(self, lane: str) -> Callable[[int, float], None] | None:
         """``on_batch`` for one lane's batches (the holds, or the events)."""
         on_batch = self._on_batch
         return None if on_batch is None else lambda size, seconds: on_batch(lane, size, seconds)
-
-    async def _admit_on_loop(self, conn: Any, batch: list[Pending[Hold]]) -> None:
-        """A batch of holds, as the hold writer would admit it."""
-        self._holds_since_vacuum += len(batch)
-        holds, now = admit_call_params(batch)
-        resolve_admissions(batch, await ADMIT_STATEMENT.run(conn, [holds.encode(), now.isoformat().encode()]))
-
-    async def _settle_on_loop(self, conn: Any, batch: list[Pending[Charge.TokensConsumed]]) -> None:
-        """A batch of charges, as ``ts_append_charges`` on the writer thread would write it."""
-        charges = [pending.job for pending in batch]
-        stored = [self.app.mapper.to_stored_event(charge) for charge in charges]
-        params = self._recorder.append_charges_params(charges, stored)
-        await self._recorder.append_charges_statement.run(conn, [param.encode() for param in params])
-        for pending in batch:
-            pending.set_result(True)
 
     @staticmethod
     def _fail_batch(exc: BaseException, batch: list[Pending[Any]]) -> None:
@@ -405,28 +370,3 @@ class Ledger:
             except Exception:
                 log.exception("ledger maintenance failed")
 
-
-async def _holds_landed(conn: Any, batch: list[Pending[Hold]]) -> None:
-    """Before a resend: the holds the lost attempt wrote are admitted. (Sent again, they
-    would be decided against balances that already hold them, and could be refused
-    while they stayed reserved.)"""
-    cursor = await conn.execute(
-        "SELECT request_id FROM ts_holds WHERE request_id = ANY(%s)", ([p.job.facts.request_id for p in batch],)
-    )
-    written = {row["request_id"] for row in await cursor.fetchall()}
-    for pending in batch:
-        if pending.job.facts.request_id in written:
-            pending.set_result(True)
-
-
-def _hold_collided(pending: Pending[Hold], resent: bool) -> None:
-    # On a resend the collision is the first attempt, which landed: request ids are the edge's own.
-    if resent:
-        pending.set_result(True)
-    else:
-        pending.set_exception(Conflict("request id already admitted"))
-
-
-def _charge_collided(pending: Pending[Charge.TokensConsumed], resent: bool) -> None:
-    # Charged before: by someone else (False), or by this batch's first attempt (True).
-    pending.set_result(resent)
