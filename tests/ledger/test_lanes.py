@@ -87,7 +87,7 @@ def test_a_hold_or_charge_whose_answer_was_lost_counts_once(database_url: str, c
 
         charges = [charge("warm", alice, key, tokens=10, reserved="1"), charge("big", alice, key, tokens=20, reserved="60")]
 
-        async def scenario() -> tuple[object, bool]:
+        async def scenario() -> bool:
             await ledger.aadmit(Hold(facts("warm", alice, key), Money(1), ledger.instance_id))
             opened[-1].armed = True  # the holds' connection
             await ledger.aadmit(Hold(facts("big", alice, key), Money(60), ledger.instance_id))  # 61 of 100 held

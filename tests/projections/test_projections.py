@@ -69,6 +69,23 @@ def test_the_runner_folds_every_event_once(ledger: Ledger) -> None:
     assert verify(ledger.db, ledger.log) == []
 
 
+def test_request_logs_applied_again_keep_one_row_per_request(ledger: Ledger) -> None:
+    """The live request logs skip rows they hold already (a batch applied twice, say
+    after its position was lost): one row per request, on both databases."""
+    alice, *_ = _traffic(ledger, requests=12)
+    runner = Runner(ledger.db, ledger.log, projections=[by_name("request_logs")], batch=5)
+    runner.catch_up()
+    conn = ledger.db.connect()
+    try:
+        with ledger.db.transaction(conn) as cur:
+            cur.execute(ledger.db.sql("UPDATE proj_tracking SET position = %s WHERE name = %s"), [0, "request_logs"])
+    finally:
+        conn.close()
+    assert runner.catch_up() > 0
+    logs, total = _queries(ledger).logs(LogFilter(alice), 0, 100)
+    assert total == 8 and len({log["request_id"] for log in logs}) == 8
+
+
 def test_log_filters(ledger: Ledger) -> None:
     alice, _, _, key_b = _traffic(ledger, requests=9)
     Runner(ledger.db, ledger.log).catch_up()

@@ -1,0 +1,85 @@
+"""Recovery: the holds of a process that died are settled as interrupted, once, and
+a live process's holds never are, whatever the recovering host's clock says."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from domain.charges import RequestStatus
+from ledger import Database, Ledger, recovery
+from ledger.replay import events, replay
+from tests.ledger import workers
+from tests.ledger.helpers import new_key, register
+
+
+def test_recovery_settles_a_dead_process_holds_once(database_url: str) -> None:
+    watcher = Ledger(Database.from_url(database_url), serving=True, stale_after=1.0, grace=1.0)
+    alice = register(watcher, "alice", quota="100")
+    key = new_key(watcher, alice)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    child = context.Process(target=workers.admit_then_die, args=(database_url, str(alice), str(key), 3, ready))
+    child.start()
+    assert ready.wait(60)
+    assert watcher.read(lambda q: q.user_by_id(alice))["held"] == Decimal(6)
+    os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    child.join()
+    deadline = time.monotonic() + 30
+    while watcher.read(lambda q: q.holds()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    second = Ledger(Database.from_url(database_url), serving=True, stale_after=1.0, grace=1.0)
+    time.sleep(2.5)  # a second recoverer finds nothing left to do
+    second.close()
+    assert watcher.read(lambda q: q.holds()) == []
+    user = watcher.read(lambda q: q.user_by_id(alice))
+    assert (user["used"], user["held"]) == (Decimal(0), Decimal(0))
+    totals = replay(watcher.app)
+    assert totals.charged_requests == {"doomed-0", "doomed-1", "doomed-2"}
+    assert totals.duplicate_charges == []
+    statuses = {event.status for _, event in events(watcher.app) if hasattr(event, "request_id")}
+    assert statuses == {RequestStatus.INTERRUPTED.value}
+    watcher.close()
+
+
+def test_a_host_whose_clock_runs_ahead_takes_no_live_process_for_dead(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heartbeats are judged by the database's clock: a recovering host ten seconds ahead
+    of the serving one must not settle the live process's holds as interrupted."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's processes share one host, and its clock")
+    ledger = Ledger(Database.from_url(database_url))
+    alice = register(ledger, "alice", quota="100")
+    key = new_key(ledger, alice)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    child = context.Process(target=workers.admit_then_die, args=(database_url, str(alice), str(key), 2, ready))
+    child.start()
+    try:
+        assert ready.wait(60)
+
+        class Ahead(datetime):
+            @classmethod
+            def now(cls, tz: object = None) -> Ahead:  # type: ignore[override]
+                return super().now(tz) + timedelta(seconds=10)  # type: ignore[arg-type, return-value]
+
+        monkeypatch.setattr(recovery, "datetime", Ahead)
+        ahead = recovery.Recovery(ledger.db, "ahead", stale_after=1.0, grace=1.0)
+        conn = ledger.db.connect()
+        try:
+            for _ in range(6):  # three seconds: past stale_after and grace
+                assert ahead.orphaned_charges(conn) == []
+                time.sleep(0.5)
+        finally:
+            conn.close()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        child.join()
+        ledger.close()
