@@ -6,9 +6,10 @@ Run by hand, never in CI:
     python -m tests.bench.gateway [--workers 2] [--duration 15] [--runs 3] [--soak-minutes 10]
 
 Load comes from ``wrk`` (C, multi-threaded) for throughput and for latency at one
-connection, and from an open-loop Python generator for the fixed 200 req/s and the
+connection, and from an open-loop generator (``tests.bench.load``: raw HTTP/1.1 on
+keep-alive connections, about 50 µs of CPU per request) for the fixed 200 req/s and the
 streams. The generator is measured against the mock directly as well, so what it adds
-cancels out of every "added latency" figure. LiteLLM runs from ``.bench/litellm-venv``
+cancels out of every "added latency" figure, and its CPU share is printed. LiteLLM runs from ``.bench/litellm-venv``
 (``litellm[proxy]==1.108.7``; the script writes its config), skipped if absent.
 The run ends by checking that TokenSea billed exactly one success per successful answer.
 """
@@ -16,7 +17,6 @@ The run ends by checking that TokenSea billed exactly one success per successful
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import signal
@@ -32,6 +32,9 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import uvloop
+
+from tests.bench import load
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / ".bench"
@@ -146,72 +149,16 @@ def wrk(target: Target, connections: int, seconds: int) -> dict[str, float]:
     }
 
 
-async def open_loop(target: Target, rate: float, seconds: float) -> dict[str, float]:
-    """Requests started on a fixed schedule, whatever the answers' pace (no coordinated omission)."""
-    latencies: list[float] = []
-    failures = 0
-    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        async def one() -> None:
-            nonlocal failures
-            started = time.perf_counter()
-            try:
-                answer = await client.post(target.url, content=BODY, headers={"content-type": "application/json", **target.headers})
-                ok = answer.status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            if ok:
-                latencies.append((time.perf_counter() - started) * 1000)
-            else:
-                failures += 1
-
-        tasks = []
-        begin = time.perf_counter()
-        for n in range(int(rate * seconds)):
-            delay = begin + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one()))
-        await asyncio.gather(*tasks)
-    latencies.sort()
-    return {"p50": statistics.median(latencies), "p99": latencies[int(len(latencies) * 0.99) - 1],
-            "ok": len(latencies), "failed": failures}
+def open_loop(target: Target, rate: float, seconds: float) -> dict[str, float]:
+    return uvloop.run(load.open_loop(target.url, target.headers, BODY.encode(), rate, seconds))
 
 
-async def streams(target: Target, count: int, chunks: int, gap_ms: int) -> dict[str, float]:
-    """Time to the first content byte, and how late chunks arrive against the upstream's pace."""
-    body = (f'{{"model":"gpt-test","max_tokens":{chunks},"seed":{gap_ms},"stream":true,'
-            '"messages":[{"role":"user","content":"stream"}]}')
-    first_bytes: list[float] = []
-    gaps: list[float] = []
-    async with httpx.AsyncClient(timeout=60) as client:
-        for _ in range(count):
-            started = time.perf_counter()
-            previous = None
-            async with client.stream("POST", target.url, content=body,
-                                     headers={"content-type": "application/json", **target.headers}) as answer:
-                async for line in answer.aiter_lines():
-                    if not line.startswith("data: {"):
-                        continue
-                    now = time.perf_counter()
-                    if previous is None:
-                        first_bytes.append((now - started) * 1000)
-                    else:
-                        gaps.append((now - previous) * 1000)
-                    previous = now
-    return {"ttfb": statistics.median(first_bytes), "gap": statistics.median(gaps),
-            "gap_p99": sorted(gaps)[int(len(gaps) * 0.99) - 1]}
+def streams(target: Target, count: int, chunks: int, gap_ms: int) -> dict[str, float]:
+    return uvloop.run(load.streams(target.url, target.headers, count, chunks, gap_ms))
 
 
-async def long_stream(target: Target, chunks: int) -> int:
-    body = f'{{"model":"gpt-test","max_tokens":{chunks},"stream":true,"messages":[{{"role":"user","content":"long"}}]}}'
-    seen = 0
-    async with httpx.AsyncClient(timeout=300) as client, client.stream(
-        "POST", target.url, content=body, headers={"content-type": "application/json", **target.headers}
-    ) as answer:
-        async for line in answer.aiter_lines():
-            seen += line.startswith("data: {")
-    return seen
+def long_stream(target: Target, chunks: int) -> int:
+    return uvloop.run(load.long_stream(target.url, target.headers, chunks))
 
 
 # -- the systems under test -------------------------------------------------------------------
@@ -309,23 +256,23 @@ def main() -> None:
                 wrk(target, 4, 2)  # warm the connections and caches
                 throughput[target.name].append(wrk(target, args.connections, args.duration))
                 single[target.name].append(wrk(target, 1, max(5, args.duration // 2)))
-                fixed[target.name].append(asyncio.run(open_loop(target, 200, max(5, args.duration // 2))))
+                fixed[target.name].append(open_loop(target, 200, max(5, args.duration // 2)))
                 print(f"run {run + 1}: {target.name}: {throughput[target.name][-1]['rps']:.0f} req/s", flush=True)
-        streaming = {t.name: asyncio.run(streams(t, 30, 50, 10)) for t in targets}
+        streaming = {t.name: streams(t, 30, 50, 10) for t in targets}
         before = max(rss_mb(pid) for pid in tokensea.pids)
-        delivered = asyncio.run(long_stream(tokensea, 10_000))
+        delivered = long_stream(tokensea, 10_000)
         after_stream = max(rss_mb(pid) for pid in tokensea.pids)
         soak: list[float] = []
         if args.soak_minutes > 0:
             end = time.monotonic() + args.soak_minutes * 60
             while time.monotonic() < end:
-                asyncio.run(open_loop(tokensea, 100, 30))
+                open_loop(tokensea, 100, 30)
                 soak.append(max(rss_mb(pid) for pid in tokensea.pids))
         # The exact check: wrk drops requests in flight when it stops (the gateway may
         # have charged them), so it is made on a load where every answer is awaited.
         time.sleep(1)
         billed_before = billed_successes(database_url)
-        checked = asyncio.run(open_loop(tokensea, 200, 10))
+        checked = open_loop(tokensea, 200, 10)
         time.sleep(1)
         billed = billed_successes(database_url) - billed_before
 
@@ -347,6 +294,8 @@ def main() -> None:
               f"p99 +{median(single[target.name], 'p99') - median(single['direct'], 'p99'):.2f}; "
               f"@200 req/s p50 +{median(fixed[target.name], 'p50') - median(fixed['direct'], 'p50'):.2f}, "
               f"p99 +{median(fixed[target.name], 'p99') - median(fixed['direct'], 'p99'):.2f}")
+    busiest = max(row["generator_cpu"] for rows in fixed.values() for row in rows)
+    print(f"\nThe 200 req/s generator used at most {busiest:.0%} of one core.")
     if litellm is not None:
         ratio = median(throughput["TokenSea"], "rps") / median(throughput["LiteLLM"], "rps")
         print(f"\nThroughput, TokenSea / LiteLLM: {ratio:.1f}x; TokenSea / direct: "
