@@ -130,7 +130,9 @@ def setup_lifecycle(app: Sanic) -> None:
         connector = aiohttp.TCPConnector(
             limit=settings.upstream.max_connections, ttl_dns_cache=300, keepalive_timeout=60
         )
-        http = aiohttp.ClientSession(connector=connector, trust_env=False)
+        # No cookie jar: providers set cookies (Cloudflare's) on every answer, and one
+        # shared jar would carry them from one user's calls into everyone else's.
+        http = aiohttp.ClientSession(connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
         app.ctx.services = Services(
             settings=settings,
             ledger=ledger,

@@ -45,7 +45,7 @@ api_key_env = "TS_TEST_ANTHROPIC_KEY"
 [[providers]]
 name = "backup"
 protocol = "openai"
-base_url = "{fake}/backup/v1"
+base_url = "{fake_by_name}/backup/v1"
 api_key_env = "TS_TEST_OPENAI_KEY"
 
 [[models]]
@@ -202,7 +202,7 @@ class Gateway:
 def start(database_url: str, fake: FakeUpstream, directory: Path, *, workers: int = 1, extra: str = "",
           env: dict[str, str] | None = None) -> Gateway:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "tokensea.toml").write_text(CONFIG.format(fake=fake.url, extra=extra))
+    (directory / "tokensea.toml").write_text(CONFIG.format(fake=fake.url, fake_by_name=fake.url.replace("127.0.0.1", "localhost"), extra=extra))
     port = free_port()
     environment = {
         **os.environ,

@@ -188,6 +188,22 @@ def test_upstream_failures_are_not_charged_and_fall_back_once(gateway: Gateway, 
     assert statuses == [("error", "openai", "0"), ("error", "openai", "0"), ("success", "backup", str(openai_cost(backup.usage)))]
 
 
+def test_cookies_a_provider_sets_are_never_sent_back_on_anyone_s_call(gateway: Gateway, unique: str) -> None:
+    # Providers set cookies (Cloudflare's) on every answer; a gateway that kept them would
+    # send one user's provider session along with every other user's calls. The backup
+    # provider is reached by host name: cookies set by a bare IP address are never kept.
+    tag = marker()
+    for owner in ("first", "second"):
+        _, key, _ = gateway.funded(f"{unique}{owner}", "100")
+        sdk(gateway, key).chat.completions.create(
+            model="gpt-fallback", max_tokens=10,
+            messages=[{"role": "user", "content": f"{tag} {owner} !status=503 !fail-on=openai"}],
+        )
+    answered = [r for r in gateway.fake.requests_for(tag) if r.provider == "backup"]
+    assert len(answered) == 2
+    assert [r.headers.get("Cookie") for r in answered] == [None, None]
+
+
 def test_a_stream_cut_midway_raises_in_the_sdk_and_bills_what_was_delivered(gateway: Gateway, unique: str) -> None:
     token, key, _ = gateway.funded(unique, "100")
     for directive in ("!drop", "!midstream-error=nul", "!garbage", "!badshape"):

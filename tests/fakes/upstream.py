@@ -116,6 +116,7 @@ class FakeUpstream:
         app.router.add_post("/{provider}/v1/chat/completions", self.openai)
         app.router.add_post("/{provider}/v1/messages/count_tokens", self.count_tokens)
         app.router.add_post("/{provider}/v1/messages", self.anthropic)
+        app.on_response_prepare.append(self._set_cookie)
         self._runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(self._runner.setup())
         loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
@@ -136,6 +137,11 @@ class FakeUpstream:
             return [r for r in self.records if marker in json.dumps(r.body)]
 
     # -- shared behaviour ----------------------------------------------------------------
+
+    @staticmethod
+    async def _set_cookie(request: web.Request, response: web.StreamResponse) -> None:
+        """As both providers do behind Cloudflare: a bot-management cookie on every answer."""
+        response.headers.add("Set-Cookie", f"__cf_bm={uuid.uuid4().hex}; Path=/; HttpOnly")
 
     async def _begin(self, request: web.Request) -> tuple[Record, Plan, web.Response | None]:
         body = await request.json()
