@@ -163,6 +163,12 @@ def long_stream(target: Target, chunks: int) -> int:
 
 # -- the systems under test -------------------------------------------------------------------
 
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server started in its own session, with every process it spawned."""
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(30)
+
+
 def start_tokensea(stack: ExitStack, mock: str, workers: int, access_log: bool, work: Path) -> tuple[Target, str, str]:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     url = f"{POSTGRES}?schema={schema}"
@@ -174,7 +180,7 @@ def start_tokensea(stack: ExitStack, mock: str, workers: int, access_log: bool, 
     process = subprocess.Popen([sys.executable, "-m", "edge.cli", "--config", str(config), "serve", "--port", str(port),
                                 "--workers", str(workers)], env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
-    stack.callback(lambda: (os.killpg(process.pid, signal.SIGTERM), process.wait(30)))
+    stack.callback(stop_group, process)
     stack.callback(lambda: psycopg.connect(POSTGRES, autocommit=True).execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
     base = f"http://127.0.0.1:{port}"
     wait_for(f"{base}/healthz")
@@ -201,7 +207,7 @@ def start_litellm(stack: ExitStack, mock: str, workers: int, work: Path) -> Targ
     log = (work / "litellm.log").open("wb")
     process = subprocess.Popen([str(binary), "--config", str(config), "--port", str(port), "--num_workers", str(workers)],
                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=work)
-    stack.callback(lambda: (os.killpg(process.pid, signal.SIGTERM), process.wait(30)))
+    stack.callback(stop_group, process)
     wait_for(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
     pids = [process.pid, *children(process.pid)]
     return Target("LiteLLM", f"http://127.0.0.1:{port}/v1/chat/completions",
@@ -240,7 +246,7 @@ def main() -> None:
         mock_port = free_port()
         mock = subprocess.Popen([sys.executable, "-m", "tests.bench.mock_upstream", "--port", str(mock_port)],
                                 start_new_session=True)
-        stack.callback(lambda: (mock.terminate(), mock.wait(10)))
+        stack.callback(stop_group, mock)
         mock_url = f"http://127.0.0.1:{mock_port}"
         time.sleep(1)
         direct = Target("direct", f"{mock_url}/v1/chat/completions")
