@@ -42,6 +42,8 @@ protocol = "anthropic"
 base_url = "{fake}/anthropic"
 api_key_env = "TS_TEST_ANTHROPIC_KEY"
 
+# Reached by host name: aiohttp never keeps cookies set by a bare IP address, and the
+# cookie test needs a provider whose cookies a jar would keep.
 [[providers]]
 name = "backup"
 protocol = "openai"
