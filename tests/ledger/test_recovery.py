@@ -9,6 +9,8 @@ import signal
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
+from multiprocessing.process import BaseProcess
+from uuid import UUID
 
 import pytest
 
@@ -19,15 +21,25 @@ from tests.ledger import workers
 from tests.ledger.helpers import new_key, register
 
 
-def test_recovery_settles_a_dead_process_holds_once(database_url: str) -> None:
-    watcher = Ledger(Database.from_url(database_url), serving=True, stale_after=1.0, grace=1.0)
-    alice = register(watcher, "alice", quota="100")
-    key = new_key(watcher, alice)
+def _another_process_holding(ledger: Ledger, database_url: str, holds: int) -> tuple[UUID, BaseProcess]:
+    """A new user with a key, and a child process that has admitted ``holds`` of 2 cents
+    each for them and now waits to be killed."""
+    alice = register(ledger, "alice", quota="100")
+    key = new_key(ledger, alice)
     context = multiprocessing.get_context("spawn")
     ready = context.Event()
-    child = context.Process(target=workers.admit_then_die, args=(database_url, str(alice), str(key), 3, ready))
+    child = context.Process(target=workers.admit_then_die, args=(database_url, str(alice), str(key), holds, ready))
     child.start()
-    assert ready.wait(60)
+    if not ready.wait(60):
+        child.kill()
+        child.join()
+        pytest.fail("the child process never admitted its holds")
+    return alice, child
+
+
+def test_recovery_settles_a_dead_process_holds_once(database_url: str) -> None:
+    watcher = Ledger(Database.from_url(database_url), serving=True, stale_after=1.0, grace=1.0)
+    alice, child = _another_process_holding(watcher, database_url, 3)
     assert watcher.read(lambda q: q.user_by_id(alice))["held"] == Decimal(6)
     os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
     child.join()
@@ -56,15 +68,8 @@ def test_a_host_whose_clock_runs_ahead_takes_no_live_process_for_dead(
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite's processes share one host, and its clock")
     ledger = Ledger(Database.from_url(database_url))
-    alice = register(ledger, "alice", quota="100")
-    key = new_key(ledger, alice)
-    context = multiprocessing.get_context("spawn")
-    ready = context.Event()
-    child = context.Process(target=workers.admit_then_die, args=(database_url, str(alice), str(key), 2, ready))
-    child.start()
+    _, child = _another_process_holding(ledger, database_url, 2)
     try:
-        assert ready.wait(60)
-
         class Ahead(datetime):
             @classmethod
             def now(cls, tz: object = None) -> Ahead:  # type: ignore[override]
