@@ -166,8 +166,10 @@ def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
         pending.set_exception(refusal)
 
 
-ADMIT_CALL = "SELECT refused, reason, available FROM ts_admit(%s::jsonb, %s)"
-ADMIT_STATEMENT = Statement("ts_admit", "SELECT refused, reason, available FROM ts_admit($1::jsonb, $2::timestamptz)")
+# One call, two drivers: psycopg's ``execute`` on the writer thread, libpq on the event loop.
+_ADMIT = "SELECT refused, reason, available FROM ts_admit({}::jsonb, {}::timestamptz)"
+ADMIT_CALL = _ADMIT.format("%s", "%s")
+ADMIT_STATEMENT = Statement("ts_admit", _ADMIT.format("$1", "$2"))
 
 
 def holds_json(batch: list[Pending[Hold]]) -> bytes:

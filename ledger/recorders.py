@@ -68,9 +68,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 schema=schema, events=Identifier(self.events_table_name), channel=Literal(self.channel_name)
             )
         )
-        self._append_charges = SQL("SELECT {schema}.ts_append_charges(%s::jsonb, %s)").format(schema=schema)
+        # One call, two drivers: psycopg's ``execute`` here, libpq on the event loop's lane.
+        call = SQL("SELECT {schema}.ts_append_charges({charges}::jsonb, {lock_timeout}::text)")
+        self._append_charges = call.format(schema=schema, charges=SQL("%s"), lock_timeout=SQL("%s"))
         self.append_charges_statement = Statement(
-            "ts_append_charges", SQL("SELECT {schema}.ts_append_charges($1::jsonb, $2::text)").format(schema=schema).as_string()
+            "ts_append_charges", call.format(schema=schema, charges=SQL("$1"), lock_timeout=SQL("$2")).as_string()
         )
         self.lock_timeout = f"{self.datastore.lock_timeout}s"
 

@@ -108,7 +108,7 @@ class Ledger:
         self._loop_writes: LoopWrites | None = None
         self._stop = threading.Event()
         self._vacuum_after_holds = vacuum_after_holds
-        self._holds_since_vacuum = 0  # written by the hold writer, read by maintenance
+        self._holds_since_vacuum = 0  # counted by whoever admits (writer or loop), read by maintenance
         # Holds whose admission failed with the database: they may have landed all the
         # same, with nobody left to settle them. Maintenance releases those that exist.
         self._unsure_holds: set[str] = set()
