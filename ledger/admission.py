@@ -17,10 +17,11 @@ rows overstate ``used + held`` (a charge moves at most its hold from ``held`` to
 ``synchronous_commit = off`` on PostgreSQL: they hold no money, they survive any crash
 of the edge (the server keeps them), and they keep an fsync off the request path.
 
-On PostgreSQL the whole batch is one call of the ``ts_admit`` function
-(``ledger.schema``), which applies ``decide``'s rule where the rows are: one round trip
-per batch, and locks held for the length of one statement, not of a round trip. On
-SQLite, ``decide`` runs here under the database write lock. The same tests run on both.
+On PostgreSQL the whole batch is one call of the ``ts_admit`` function (its latest
+definition is in ``ledger/migrations``), which applies ``decide``'s rule where the rows
+are: one round trip per batch, and locks held for the length of one statement, not of a
+round trip (``ledger.postgres_writes``). On SQLite, ``decide`` runs here under the
+database write lock (``ledger.sqlite_writes``). The same tests run on both.
 """
 
 from __future__ import annotations
@@ -31,14 +32,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import orjson
-
 from domain.charges import RequestFacts
 from domain.money import EXACT, Money
-from ledger.batching import Pending
 from ledger.database import Database, to_decimal, to_optional_datetime, to_optional_decimal, to_uuid
 from ledger.errors import Refused
-from ledger.wire import Statement
+from ledger.group_commit import Pending
 
 
 @dataclass(frozen=True)
@@ -119,12 +117,9 @@ def decide(hold: Hold, user: _Account | None, key: _Account | None, now: datetim
     return int(min(affordable, Decimal(output.most)))
 
 
-def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
-    """Decide and record every hold of ``batch`` in one transaction: one call of
-    ``ts_admit`` on PostgreSQL, ``decide`` under the write lock on SQLite."""
-    if db.is_postgres:
-        _admit_in_database(conn, batch)
-        return
+def admit_under_write_lock(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
+    """SQLite: decide and record every hold of ``batch`` in one transaction, under the
+    database's write lock (``ts_admit`` does the same on PostgreSQL)."""
     user_ids = sorted({p.job.facts.user_id for p in batch})
     key_ids = sorted({p.job.facts.key_id for p in batch})
     now = datetime.now(timezone.utc)
@@ -202,52 +197,6 @@ def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
         pending.set_result(limit)
     for pending, refusal in refused:
         pending.set_exception(refusal)
-
-
-# One call, two drivers: psycopg's ``execute`` on the writer thread, libpq on the event loop.
-_ADMIT = "SELECT hold_position, reason, available, output_limit FROM ts_admit({}::jsonb, {}::timestamptz)"
-ADMIT_CALL = _ADMIT.format("%s", "%s")
-ADMIT_STATEMENT = Statement("ts_admit", _ADMIT.format("$1", "$2"))
-
-
-def holds_json(batch: list[Pending[Hold]]) -> bytes:
-    """PostgreSQL: ``ts_admit``'s first parameter for ``batch``: the holds as one JSON array."""
-    return orjson.dumps(
-        [
-            [f.request_id, f.user_id, f.key_id, str(p.job.amount.cents), p.job.instance_id, f.key_name,
-             f.model, f.provider, f.endpoint, f.stream, f.requested_at,
-             None if (o := p.job.output) is None else str(o.per_token), None if o is None else o.most]
-            for p in batch
-            for f in (p.job.facts,)
-        ]
-    )
-
-
-def resolve_admissions(batch: list[Pending[Hold]], answers: list[Any]) -> None:
-    """PostgreSQL: ``ADMIT_CALL`` answers a row for each refused hold (with its reason)
-    and each hold admitted with an output limit of the ledger's choosing (``output_limit``);
-    any other hold of ``batch`` was admitted as it was asked."""
-    rows = {int(row["hold_position"]) - 1: row for row in answers}
-    for position, pending in enumerate(batch):
-        row = rows.get(position)
-        if row is None:
-            pending.set_result(None)
-            continue
-        if row["reason"] is None:
-            pending.set_result(int(row["output_limit"]))
-            continue
-        available = to_optional_decimal(row["available"])
-        if available is None:
-            pending.set_exception(Refused(row["reason"]))
-        else:
-            needed = pending.job.reserved(None if pending.job.output is None else 1)
-            pending.set_exception(Refused(row["reason"], needed=Money(needed), available=Money(available)))
-
-
-def _admit_in_database(conn: Any, batch: list[Pending[Hold]]) -> None:
-    """PostgreSQL: the whole batch in one statement, ``ts_admit`` (``ledger.schema``)."""
-    params = (holds_json(batch).decode(), datetime.now(timezone.utc))
-    resolve_admissions(batch, conn.execute(ADMIT_CALL, params, prepare=True).fetchall())
 
 
 def _absorb(accounts: dict[UUID, _Account], settled: list[Any]) -> None:
