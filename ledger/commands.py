@@ -21,6 +21,7 @@ from eventsourcing.domain import Aggregate
 from domain.grants import Grant, GrantReason
 from domain.keys import ApiKey, KeyStatus
 from domain.money import Money
+from domain.rates import Limits
 from domain.users import Role, Status, User
 from ledger.errors import Conflict, NotFound
 from ledger.queries import Queries
@@ -130,6 +131,7 @@ class AdministerUser:
     user_id: UUID
     status: Status | None
     role: Role | None
+    limits: Limits | None = None  # None: leave them as they are
     idempotent: bool = False
 
     def prepare(self, ctx: Context) -> Prepared:
@@ -138,6 +140,8 @@ class AdministerUser:
             user.change_status(self.status)
         if self.role is not None:
             user.change_role(self.role)
+        if self.limits is not None:
+            user.change_limits(self.limits)
         return Prepared.of([user], user.id)
 
 
@@ -168,6 +172,7 @@ class CreateKey:
     models: list[str] | None
     plan_id: int | None
     expires_at: datetime | None
+    limits: Limits | None = None
     idempotent: bool = False
 
     def prepare(self, ctx: Context) -> Prepared:
@@ -182,6 +187,8 @@ class CreateKey:
             plan_id=self.plan_id,
             expires_at=self.expires_at,
         )
+        if self.limits is not None:
+            key.change_limits(self.limits)
         return Prepared.of([key], key.id)
 
 
@@ -197,6 +204,7 @@ class UpdateKey:
     name: str | None = None
     status: KeyStatus | None = None
     quota: Any = _UNSET
+    limits: Limits | None = None
     delete: bool = False
     idempotent: bool = False
 
@@ -216,4 +224,6 @@ class UpdateKey:
             key.change_status(self.status)
         if self.quota is not _UNSET:
             key.change_quota(self.quota)
+        if self.limits is not None:
+            key.change_limits(self.limits)
         return Prepared.of([key], key.id)

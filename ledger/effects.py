@@ -46,14 +46,14 @@ class _Row:
 
 _USER_COLUMNS = (
     "user_id", "username", "username_key", "name", "email", "role", "status", "password_hash",
-    "invite_code", "invited_by", "created_at", "granted", "used", "held",
+    "invite_code", "invited_by", "created_at", "granted", "used", "held", "rpm", "tpm", "max_concurrency",
 )
-_USER_MUTABLE = ("name", "email", "role", "status", "granted", "used", "held")
+_USER_MUTABLE = ("name", "email", "role", "status", "granted", "used", "held", "rpm", "tpm", "max_concurrency")
 _KEY_COLUMNS = (
     "key_id", "user_id", "digest", "prefix", "name", "status", "quota", "models", "plan_id",
-    "expires_at", "created_at", "used", "held",
+    "expires_at", "created_at", "used", "held", "rpm", "tpm", "max_concurrency",
 )
-_KEY_MUTABLE = ("name", "status", "quota", "used", "held")
+_KEY_MUTABLE = ("name", "status", "quota", "used", "held", "rpm", "tpm", "max_concurrency")
 
 
 class Effects:
@@ -174,7 +174,7 @@ def _touched(events: Sequence[object]) -> tuple[set[UUID], set[UUID]]:
     for event in events:
         if isinstance(event, User.Registered):
             continue
-        if isinstance(event, (User.ProfileChanged, User.RoleChanged, User.StatusChanged)):
+        if isinstance(event, (User.ProfileChanged, User.RoleChanged, User.StatusChanged, User.LimitsChanged)):
             user_ids.add(event.originator_id)
         elif isinstance(event, Grant.QuotaGranted):
             user_ids.add(event.user_id)
@@ -203,9 +203,14 @@ def _fold(event: object, users: dict[UUID, _Row], keys: dict[UUID, _Row]) -> Non
                 "granted": _ZERO,
                 "used": _ZERO,
                 "held": _ZERO,
+                "rpm": None,
+                "tpm": None,
+                "max_concurrency": None,
             },
             is_new=True,
         )
+    elif isinstance(event, User.LimitsChanged):
+        _set_limits(users[event.originator_id], event)
     elif isinstance(event, User.ProfileChanged):
         user = users[event.originator_id]
         user.set("name", event.name)
@@ -232,9 +237,14 @@ def _fold(event: object, users: dict[UUID, _Row], keys: dict[UUID, _Row]) -> Non
                 "created_at": event.timestamp,
                 "used": _ZERO,
                 "held": _ZERO,
+                "rpm": None,
+                "tpm": None,
+                "max_concurrency": None,
             },
             is_new=True,
         )
+    elif isinstance(event, ApiKey.KeyLimitsChanged):
+        _set_limits(keys[event.originator_id], event)
     elif isinstance(event, ApiKey.KeyRenamed):
         keys[event.originator_id].set("name", event.name)
     elif isinstance(event, ApiKey.KeyStatusChanged):
@@ -243,3 +253,8 @@ def _fold(event: object, users: dict[UUID, _Row], keys: dict[UUID, _Row]) -> Non
         keys[event.originator_id].set("quota", None if event.quota is None else event.quota.cents)
     elif isinstance(event, ApiKey.KeyDeleted):
         keys[event.originator_id].set("status", "deleted")
+
+
+def _set_limits(row: _Row, event: Any) -> None:
+    for column in ("rpm", "tpm", "max_concurrency"):
+        row.set(column, getattr(event, column))
