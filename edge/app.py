@@ -102,6 +102,8 @@ def setup_lifecycle(app: Sanic) -> None:
                 {
                     "database_url": settings.database_url,
                     "rebuild_cron": settings.projections.rebuild_cron,
+                    "invite_reward": str(settings.invite_reward),
+                    "invite_max_rewards_per_day": settings.invite_max_rewards_per_day,
                     "configure_logs": configure_logs,
                     "report_lag": metrics.record_lag,
                 },

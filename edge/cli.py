@@ -181,7 +181,8 @@ def projections_run(args: argparse.Namespace) -> int:
 
     configure()
     settings = _settings(args)
-    process.run(settings.database_url, settings.projections.rebuild_cron)
+    process.run(settings.database_url, settings.projections.rebuild_cron, invite_reward=str(settings.invite_reward),
+                invite_max_rewards_per_day=settings.invite_max_rewards_per_day)
     return EXIT_OK
 
 

@@ -109,6 +109,7 @@ class LedgerConfig(_Strict):
 class FileConfig(_Strict):
     signup_quota: Any = "0"
     invite_reward: Any = "100"
+    invite_max_rewards_per_day: int = Field(default=10, ge=0, le=10_000)
     jwt_ttl_days: int = Field(default=7, gt=0, le=365)
     providers: list[ProviderConfig] = []
     models: list[ModelConfig] = []
@@ -130,6 +131,7 @@ class Settings:
     signup_quota: Money
     invite_reward: Money
     jwt_ttl_days: int
+    invite_max_rewards_per_day: int
     catalogue: Catalogue
     upstream: UpstreamConfig
     server: ServerConfig
@@ -177,6 +179,7 @@ def load(explicit: str | None = None, *, database_url: str | None = None) -> Set
         database_url=database_url or os.environ.get("TOKENSEA_DATABASE_URL") or DEFAULT_URL,
         signup_quota=signup,
         invite_reward=reward,
+        invite_max_rewards_per_day=parsed.invite_max_rewards_per_day,
         jwt_ttl_days=parsed.jwt_ttl_days,
         catalogue=catalogue,
         upstream=parsed.upstream,
