@@ -33,6 +33,7 @@ class Expected:
     totals: Totals = field(default_factory=Totals)
     logs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     daily: dict[tuple[UUID, str, str], list[Any]] = field(default_factory=dict)
+    hourly: dict[tuple[UUID, str, str], list[Any]] = field(default_factory=dict)
     last_used: dict[UUID, Any] = field(default_factory=dict)
 
     def apply(self, event: Any) -> None:
@@ -43,13 +44,14 @@ class Expected:
             event.cost.cents, event.status, event.input_tokens, event.output_tokens,
             event.cache_read_tokens, event.cache_write_tokens, str(event.key_id), event.model,
         )
-        day = event.requested_at.astimezone(timezone.utc).date().isoformat()
-        row = self.daily.setdefault((event.user_id, day, event.model), [0, 0, 0, 0, Decimal(0)])
-        row[0] += 1
-        row[1] += event.status != "success"
-        row[2] += event.input_tokens + event.cache_read_tokens + event.cache_write_tokens
-        row[3] += event.output_tokens
-        row[4] += event.cost.cents
+        utc = event.requested_at.astimezone(timezone.utc)
+        for buckets, bucket in ((self.daily, utc.date().isoformat()), (self.hourly, f"{utc:%Y-%m-%dT%H}:00:00Z")):
+            row = buckets.setdefault((event.user_id, bucket, event.model), [0, 0, 0, 0, Decimal(0)])
+            row[0] += 1
+            row[1] += event.status != "success"
+            row[2] += event.input_tokens + event.cache_read_tokens + event.cache_write_tokens
+            row[3] += event.output_tokens
+            row[4] += event.cost.cents
         previous = self.last_used.get(event.key_id)
         if previous is None or event.requested_at > previous:
             self.last_used[event.key_id] = event.requested_at
@@ -117,7 +119,9 @@ def _verify(db: Database, events: EventLog, cur: Any, diff: Diff, progress: Call
     if "request_logs" in checkpoints:
         _check_logs(db, cur, checkpoints["request_logs"], diff)
     if "daily_usage" in checkpoints:
-        _check_daily(db, cur, checkpoints["daily_usage"], diff)
+        _check_buckets(db, cur, "proj_usage_daily", "day", checkpoints["daily_usage"].daily, diff)
+    if "hourly_usage" in checkpoints:
+        _check_buckets(db, cur, "proj_usage_hourly", "hour", checkpoints["hourly_usage"].hourly, diff)
 
 
 def _check_index(db: Database, cur: Any, expected: Expected, diff: Diff) -> None:
@@ -206,23 +210,26 @@ def _check_logs(db: Database, cur: Any, expected: Expected, diff: Diff) -> None:
         diff.lines.append(f"request log {extra}: not in the ledger")
 
 
-def _check_daily(db: Database, cur: Any, expected: Expected, diff: Diff) -> None:
+def _check_buckets(
+    db: Database, cur: Any, table: str, bucket: str, expected: dict[tuple[UUID, str, str], list[Any]], diff: Diff
+) -> None:
     rows = _rows(
         cur, db,
-        "SELECT user_id, day, model, requests, failed, prompt_tokens, completion_tokens, cost FROM proj_usage_daily",
+        f"SELECT user_id, {bucket}, model, requests, failed, prompt_tokens, completion_tokens, cost FROM {table}",
     )
     found = {
-        (to_uuid(r["user_id"]), r["day"], r["model"]): [
+        (to_uuid(r["user_id"]), r[bucket], r["model"]): [
             int(r["requests"]), int(r["failed"]), int(r["prompt_tokens"]), int(r["completion_tokens"]),
             to_decimal(r["cost"]),
         ]
         for r in rows
     }
-    for key, values in expected.daily.items():
-        where = f"daily usage {key[0]} {key[1]} {key[2]}"
+    label = f"{'daily' if bucket == 'day' else 'hourly'} usage"
+    for key, values in expected.items():
+        where = f"{label} {key[0]} {key[1]} {key[2]}"
         if key not in found:
             diff.lines.append(f"{where}: missing")
         elif found[key] != values:
             diff.lines.append(f"{where}: events say {values}, found {found[key]}")
-    for extra in set(found) - set(expected.daily):
-        diff.lines.append(f"daily usage {extra}: not in the ledger")
+    for extra in set(found) - set(expected):
+        diff.lines.append(f"{label} {extra}: not in the ledger")
