@@ -16,8 +16,13 @@ function build(el, props, children) {
     if (value === undefined || value === null || value === false) continue;
     if (name === "class") el.setAttribute("class", value);
     else if (name === "text") el.textContent = value;
-    else if (name.startsWith("on") && typeof value === "function") el.addEventListener(name.slice(2), value);
-    else el.setAttribute(name, value === true ? "" : String(value));
+    else if (name.startsWith("on")) {
+      // Handlers are functions; a string here would be an inline handler (and the CSP would refuse it).
+      if (typeof value !== "function") throw new TypeError(`${name} must be a function`);
+      el.addEventListener(name.slice(2), value);
+    } else if (name === "href" && !/^[#/]/.test(String(value))) {
+      throw new TypeError("links stay on this origin"); // never a script URL or another site
+    } else el.setAttribute(name, value === true ? "" : String(value));
   }
   append(el, children);
   return el;
@@ -77,10 +82,10 @@ export function announce(message) {
   const status = document.getElementById("status");
   if (!status) return;
   status.textContent = "";
-  // A fresh text node each time, so the same message twice is announced twice.
-  requestAnimationFrame(() => {
+  // Emptied first, so the same message twice is announced twice.
+  setTimeout(() => {
     status.textContent = message;
-  });
+  }, 30);
 }
 
 /** A table with a caption, column headers and one row per item. ``columns`` are
@@ -160,7 +165,9 @@ export function dialog(title, build) {
   };
   box.addEventListener("close", () => {
     box.remove();
-    if (opener && opener.isConnected) opener.focus();
+    // Back to the button that opened it; if its row was redrawn meanwhile, to the page's heading.
+    const target = opener && opener.isConnected ? opener : document.querySelector("main h1");
+    if (target) target.focus();
   });
   build(form, close, box);
   document.body.append(box);
