@@ -1,7 +1,7 @@
 """The console in a real browser: Playwright (from PyPI) driving Debian's chromium
 against a real ``tokensea serve``.
 
-- ``browser``: one headless chromium for the session. Playwright's own browser
+- ``browser``: one headless chromium for the module. Playwright's own browser
   download cannot work here, so it launches the system's (``.ci/run`` installs
   Debian's ``chromium`` where it is missing); set ``TOKENSEA_CHROMIUM`` to use another.
 - ``gateway``: one server for the module, on PostgreSQL only. The console is a client
@@ -51,8 +51,10 @@ output = "300"
 expect.set_options(timeout=15_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module, not per session: while Playwright's sync API is open it keeps an
+    asyncio loop running on the main thread, and later tests' ``asyncio.run`` fails."""
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"no chromium at {CHROMIUM}: install Debian's package (apt-get install chromium), as .ci/run does")
     with sync_playwright() as playwright:
