@@ -86,6 +86,7 @@ class UpstreamConfig(_Strict):
 class ServerConfig(_Strict):
     max_body_mb: int = Field(default=32, gt=0, le=1024)
     access_log: bool = True
+    console: bool = True  # the web console at / (false for API-only deployments)
     cors_origins: list[str] = []
     proxies_count: int = Field(default=0, ge=0)
     login_max_failures: int = Field(default=5, gt=0)

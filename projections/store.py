@@ -22,11 +22,11 @@ from ledger.log import EventLog
 from projections.balances import Balances
 from projections.base import Projection, Target
 from projections.logs import RequestLogs
-from projections.usage import DailyUsage
+from projections.usage import DailyUsage, HourlyUsage
 
 log = logging.getLogger(__name__)
 
-ALL: tuple[Projection, ...] = (Balances(), RequestLogs(), DailyUsage())
+ALL: tuple[Projection, ...] = (Balances(), RequestLogs(), DailyUsage(), HourlyUsage())
 
 
 def by_name(name: str) -> Projection:
