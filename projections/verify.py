@@ -26,6 +26,7 @@ from domain.money import EXACT, format_decimal
 from ledger.database import Database, to_datetime, to_decimal, to_uuid
 from ledger.log import EventLog
 from projections.audit_fold import Fold, Rows, models_of
+from projections.store import ALL
 
 PAGE = 5000
 Normalize = dict[str, Callable[[Any], Any]]
@@ -122,7 +123,8 @@ def _rows(cur: Any, db: Database, table: str, keys: tuple[str, ...], normalize: 
 
 def _verify(db: Database, events: EventLog, cur: Any, diff: Diff, progress: Callable[[int, int], None] | None) -> None:
     cur.execute("SELECT name, position FROM proj_tracking")
-    positions = {row["name"]: int(row["position"]) for row in cur.fetchall()}
+    recorded = {row["name"]: int(row["position"]) for row in cur.fetchall()}
+    positions = {p.name: recorded.get(p.name, 0) for p in ALL}  # one that never ran is at 0
     folds: dict[str, Fold] = {}
     fold = Fold()
     head = events.head()
