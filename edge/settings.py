@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from domain.catalogue import Catalogue, Model, Plan, Protocol, Provider, Route
 from domain.errors import DomainError
-from domain.money import Money, to_decimal
+from domain.money import Money, format_decimal, parse_amount
 from domain.pricing import Price, multiplier_of
 from edge import catalogue as builtin
 
@@ -32,7 +32,7 @@ class SettingsError(ValueError):
 def _exact(value: Any) -> str:
     if isinstance(value, float):
         raise ValueError("write amounts as strings or integers (e.g. \"0.5\"), not floats")
-    return str(to_decimal(value))
+    return format_decimal(parse_amount(value))  # the same plain shape as amounts sent to the API
 
 
 class _Strict(BaseModel):
