@@ -105,12 +105,18 @@ def create_user(args: argparse.Namespace) -> int:
 
 
 def grant(args: argparse.Namespace) -> int:
+    from domain.errors import InvalidAmount
     from domain.grants import GrantReason
     from domain.money import Money
+    from edge import grants
     from ledger import commands
 
     settings = _settings(args)
-    amount = Money.parse(args.cents, allow_zero=False)
+    try:
+        amount = Money.parse(args.cents, allow_zero=False)
+    except InvalidAmount as exc:
+        print(f"CENTS: {exc}", file=sys.stderr)
+        return 2
     ledger = _ledger(settings)
     try:
         user = ledger.read(lambda q: q.user_by_username(args.username))
@@ -118,12 +124,41 @@ def grant(args: argparse.Namespace) -> int:
             print(f"no user named {args.username!r}", file=sys.stderr)
             return 1
         reference = f"admin:{user['user_id']}:{args.reference or uuid.uuid4().hex}"
-        recorded = ledger.run(
-            commands.GrantQuota(user["user_id"], amount, GrantReason.ADMIN, args.reason or "granted with the CLI", reference)
-        )
+        note = args.reason or "granted with the CLI"
+        recorded = ledger.run(commands.GrantQuota(user["user_id"], amount, GrantReason.ADMIN, note, reference))
+        first = None if recorded else grants.recorded(ledger, reference)
     finally:
         ledger.close()
+    if first is not None and not first.same_as(user["user_id"], amount, note):
+        print(f"--reference {args.reference!r} was used for a different grant: {json.dumps(first.view())}",
+              file=sys.stderr)
+        return 1
     print(json.dumps({"username": args.username, "amount": str(amount), "recorded": bool(recorded)}))
+    return 0
+
+
+def assign_plans(args: argparse.Namespace) -> int:
+    from edge.entitlements import held_now, known_plans
+    from edge.errors import Problem
+    from ledger import commands
+
+    settings = _settings(args)
+    try:
+        plans = known_plans(settings.catalogue, args.plans, args.default, "PLAN", "--default")
+    except Problem as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    ledger = _ledger(settings)
+    try:
+        user = ledger.read(lambda q: q.user_by_username(args.username))
+        if user is None:
+            print(f"no user named {args.username!r}", file=sys.stderr)
+            return 1
+        ledger.run(commands.AdministerUser(user["user_id"], None, None, plans, args.default))
+        held = held_now(ledger, user["user_id"])
+    finally:
+        ledger.close()
+    print(json.dumps({"username": args.username, "plans": list(held.plans), "defaultPlan": held.default}))
     return 0
 
 
@@ -252,6 +287,12 @@ def parser() -> argparse.ArgumentParser:
     give.add_argument("--reason", default="")
     give.add_argument("--reference", help="an idempotency reference: the same one grants once")
     give.set_defaults(handler=grant)
+
+    entitle = admin.add_parser("plans", help="set the plans a user holds (none: take them all away)")
+    entitle.add_argument("username")
+    entitle.add_argument("plans", nargs="*", type=int, metavar="PLAN", help="plan ids from the configuration")
+    entitle.add_argument("--default", type=int, help="the plan of keys made without one (default: the first)")
+    entitle.set_defaults(handler=assign_plans)
 
     views = commands.add_parser("projections", help="read models").add_subparsers(dest="action", required=True)
     views.add_parser("run", help="follow the ledger and run scheduled rebuilds").set_defaults(handler=projections_run)

@@ -2,6 +2,7 @@
 
     Problem (status, code, message)   raised by handlers, or mapped from:
     ├── pydantic.ValidationError      → 400 invalid_request
+    ├── domain.errors.NotEntitled     → 403 forbidden (a plan the user does not hold)
     ├── domain.errors.DomainError     → 400 invalid_request
     ├── ledger NotFound / Conflict    → 404 / 409
     ├── ledger InvalidValue           → 400 invalid_request
@@ -27,7 +28,7 @@ from pydantic import ValidationError
 from sanic import HTTPResponse, Request
 from sanic import exceptions as sanic_errors
 
-from domain.errors import DomainError
+from domain.errors import DomainError, NotEntitled
 from ledger import Conflict, InvalidValue, LedgerUnavailable, NotFound, Refused
 
 log = logging.getLogger("tokensea.errors")
@@ -132,6 +133,8 @@ def to_problem(exc: BaseException) -> Problem:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         return Problem(400, "invalid_request", f"{where}: {first['msg']}", param=where)
+    if isinstance(exc, NotEntitled):
+        return Problem(403, "forbidden", str(exc))
     if isinstance(exc, DomainError):
         return Problem(400, "invalid_request", str(exc))
     if isinstance(exc, Refused):

@@ -144,9 +144,13 @@ class ChangeProfile:
 
 @dataclass(frozen=True)
 class AdministerUser:
+    """Change a user's status, role or plans (``plans`` None: leave them as they are)."""
+
     user_id: UUID
     status: Status | None
     role: Role | None
+    plans: tuple[int, ...] | None = None
+    default_plan: int | None = None
     idempotent: bool = False
 
     def prepare(self, ctx: Context) -> Prepared:
@@ -155,6 +159,8 @@ class AdministerUser:
             user.change_status(self.status)
         if self.role is not None:
             user.change_role(self.role)
+        if self.plans is not None:
+            user.assign_plans(self.plans, self.default_plan)
         return Prepared.of([user], user.id)
 
 
@@ -188,7 +194,7 @@ class CreateKey:
     idempotent: bool = False
 
     def prepare(self, ctx: Context) -> Prepared:
-        _user(ctx, self.user_id)
+        owner = _user(ctx, self.user_id)
         key = ApiKey(
             user_id=self.user_id,
             name=self.name,
@@ -196,7 +202,7 @@ class CreateKey:
             prefix=self.prefix,
             quota=self.quota,
             models=self.models,
-            plan_id=self.plan_id,
+            plan_id=owner.plan_for_key(self.plan_id),  # only a plan the owner holds (NotEntitled)
             expires_at=self.expires_at,
         )
         return Prepared.of([key], key.id)

@@ -176,6 +176,12 @@ class Gateway:
             answer = http.post(f"/api/admin/users/{user_id}/grants", json={"amount": str(cents), "reason": "test"})
         assert answer.status_code == 201, answer.text
 
+    def entitle(self, user_id: str, *plans: int) -> None:
+        """Give the user these plans (a key binds only to a plan its owner holds)."""
+        with self.client(self.admin) as http:
+            answer = http.patch(f"/api/admin/users/{user_id}", json={"plans": list(plans)})
+        assert answer.status_code == 200, answer.text
+
     def key(self, token: str, **fields: Any) -> tuple[str, dict[str, Any]]:
         with self.client(token) as http:
             answer = http.post("/api/tokens", json={"name": fields.pop("name", "key"), **fields})
@@ -191,6 +197,8 @@ class Gateway:
     def funded(self, name: str, cents: str | int = "1000", **key_fields: Any) -> tuple[str, str, dict[str, Any]]:
         """A user with ``cents`` of quota (visible to model calls) and a key: (session, key, user)."""
         token, user = self.register(name)
+        if key_fields.get("planId") is not None:
+            self.entitle(user["id"], key_fields["planId"])
         self.grant(user["id"], cents)
         wait_until(lambda: Decimal(self.me(token)["quota"]) >= Decimal(str(cents)))
         key, _ = self.key(token, **key_fields)

@@ -112,7 +112,8 @@ def test_sessions_refuse_expired_forged_and_unsigned_tokens(gateway: Gateway, un
 
 
 def test_api_keys_lifecycle_pagination_and_the_once_only_secret(gateway: Gateway, unique: str) -> None:
-    token, _ = gateway.register(unique)
+    token, user = gateway.register(unique)
+    gateway.entitle(user["id"], 1)
     secret, key = gateway.key(token, name="first", quota="250.5", models=["gpt-test"], planId=1,
                               expiresAt="2099-01-01T00:00:00Z")
     assert secret.startswith("tsk-") and len(secret) >= 36
@@ -181,10 +182,11 @@ def test_users_cannot_reach_each_others_keys(gateway: Gateway, unique: str) -> N
 
 
 def test_plans(gateway: Gateway, unique: str) -> None:
-    token, _ = gateway.register(unique)
+    token, user = gateway.register(unique)
+    gateway.entitle(user["id"], 1)
     with gateway.client(token) as http:
         assert http.get("/api/plans").json() == [
-            {"id": 1, "name": "Starter", "models": ["gpt-test", "claude-test"], "priceMultiplier": "0.5"}
+            {"id": 1, "name": "Starter", "models": ["gpt-test", "claude-test"], "priceMultiplier": "0.5", "default": True}
         ]
 
 
@@ -221,7 +223,7 @@ def test_cli_grant_and_users(gateway: Gateway, unique: str) -> None:
     token, _ = gateway.register(unique)
     granted = gateway.cli("admin", "grant", unique, "12.75", "--reason", "support", "--reference", "ticket-1")
     assert granted.returncode == 0, granted.stderr
-    again = gateway.cli("admin", "grant", unique, "12.75", "--reference", "ticket-1")
+    again = gateway.cli("admin", "grant", unique, "12.75", "--reason", "support", "--reference", "ticket-1")
     assert json.loads(again.stdout)["recorded"] is False
     assert gateway.cli("admin", "grant", unique, "0.5e0x").returncode != 0
     assert gateway.cli("admin", "grant", "nobody" + unique, "1").returncode == 1
