@@ -20,9 +20,10 @@ from edge.relay import tokens
 from edge.relay.keys import KeyCache
 from edge.routes import accounts, admin, anthropic, openai, ops, plans, usage
 from edge.routes import tokens as token_routes
-from edge.security import LoginThrottle, Sessions, new_jwt_secret
+from edge.security import Sessions, new_jwt_secret
 from edge.services import Services
 from edge.settings import Settings
+from edge.throttle import Throttles
 from ledger import Database, Ledger
 from ledger.secrets import get_or_create
 from projections import process as projection_process
@@ -137,11 +138,7 @@ def setup_lifecycle(app: Sanic) -> None:
             settings=settings,
             ledger=ledger,
             sessions=Sessions(secret, settings.jwt_ttl_days),
-            throttle=LoginThrottle(
-                settings.server.login_max_failures,
-                settings.server.login_max_failures_per_address,
-                settings.server.login_window_seconds,
-            ),
+            throttle=Throttles(settings.server, ledger),
             http=http,
             keys=KeyCache(ledger),
         )

@@ -74,13 +74,18 @@ def _ledger(settings: Settings) -> Any:
 
 def create_user(args: argparse.Namespace) -> int:
     from domain.users import Role
+    from edge.passwords import weakness
     from edge.security import hash_password
     from ledger import Conflict, commands
 
     settings = _settings(args)
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else ""
-    if len(password) < 6:
-        print("a password of at least 6 characters is required on stdin (--password-stdin)", file=sys.stderr)
+    if not password:
+        print("a password is required on stdin (--password-stdin)", file=sys.stderr)
+        return 2
+    refused = weakness(password, args.username)
+    if refused:
+        print(f"password: {refused}", file=sys.stderr)
         return 2
     ledger = _ledger(settings)
     try:

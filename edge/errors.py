@@ -46,6 +46,7 @@ class Problem(Exception):
     code: str
     message: str
     param: str | None = None
+    headers: dict[str, str] | None = None  # e.g. Retry-After on a 429
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}"
@@ -187,7 +188,7 @@ async def handle(request: Request, exc: Exception) -> HTTPResponse:
     problem = to_problem(exc)
     if problem.status >= 500 and not isinstance(exc, Problem | LedgerUnavailable):
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(problem.headers or {})
     if isinstance(exc, sanic_errors.MethodNotAllowed):
         headers["allow"] = _allowed(request)  # RFC 9110 requires it
     request_id = getattr(request.ctx, "request_id", None) if hasattr(request, "ctx") else None

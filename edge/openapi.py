@@ -119,7 +119,7 @@ def document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/auth/register": {"post": {"summary": "Register", "tags": ["auth"], "requestBody": _body(Register),
             "responses": _answer({"type": "object", "properties": {"user": _ref("User"), "token": {"type": "string"}}},
-                                 "Created: the user and a session token", 400, 409)}},
+                                 "Created: the user and a session token", 400, 409, 429)}},
         "/api/auth/login": {"post": {"summary": "Log in", "tags": ["auth"], "requestBody": _body(Login),
             "responses": _answer({"type": "object", "properties": {"token": {"type": "string"}, "expiresAt": TIMESTAMP,
                                                                     "user": _ref("User")}},

@@ -89,6 +89,9 @@ class ServerConfig(_Strict):
     login_max_failures: int = Field(default=5, gt=0)
     login_max_failures_per_address: int = Field(default=50, gt=0)
     login_window_seconds: int = Field(default=300, gt=0)
+    login_max_delay_seconds: float = Field(default=30.0, gt=0, le=300)
+    register_max_per_address: int = Field(default=20, gt=0)
+    register_window_seconds: int = Field(default=3600, gt=0)
 
 
 class ProjectionsConfig(_Strict):

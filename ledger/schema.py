@@ -93,6 +93,13 @@ _STATEMENTS = (
         started_at {ts} NOT NULL,
         heartbeat_at {ts} NOT NULL
     )""",
+    # Login and registration attempts per subject (a digest), shared by every worker and
+    # host (edge.counters). Not part of the ledger: rows expire with their window.
+    """CREATE TABLE IF NOT EXISTS ts_throttle (
+        subject TEXT PRIMARY KEY,
+        window_end BIGINT NOT NULL,
+        hits INTEGER NOT NULL
+    )""",
 )
 
 # Settlement's part in the index tables, on PostgreSQL: release each charge's hold and
