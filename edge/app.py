@@ -74,6 +74,10 @@ def setup_middleware(app: Sanic, settings: Settings) -> None:
 
     @app.on_response
     async def stamp(request: Request, response: HTTPResponse) -> None:
+        # Every answer: browsers must not guess a content type (a JSON error rendered as
+        # HTML), nor send our URLs (key ids, paths) to other sites as a referrer.
+        response.headers["x-content-type-options"] = "nosniff"
+        response.headers["referrer-policy"] = "no-referrer"
         request_id = getattr(request.ctx, "request_id", None)
         if request_id and "x-request-id" not in response.headers:
             response.headers["x-request-id"] = request_id

@@ -19,7 +19,7 @@ from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    CollectorRegistry,
+    REGISTRY,
     Counter,
     Gauge,
     Histogram,
@@ -111,9 +111,25 @@ def record_batch(lane: str, size: int, seconds: float) -> None:
     child(LEDGER_COMMIT, lane).observe(seconds)
 
 
-def exposition() -> tuple[bytes, str]:
+class _Without:
+    """A collector's families less those named: what an unauthenticated scrape may see."""
+
+    def __init__(self, inner: Any, hidden: frozenset[str]) -> None:
+        self._inner = inner
+        self._hidden = hidden
+
+    def collect(self) -> Any:
+        return (family for family in self._inner.collect() if family.name not in self._hidden)
+
+
+# Cents billed per model are the operator's revenue: shown only behind a metrics token.
+PRIVATE = frozenset({"tokensea_cost_cents"})
+
+
+def exposition(*, private: bool = False) -> tuple[bytes, str]:
+    """The metrics, summed across processes; ``private`` series only when asked for."""
     if os.environ.get(MULTIPROC_ENV):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        source: Any = multiprocess.MultiProcessCollector(None)
+    else:
+        source = REGISTRY
+    return generate_latest(source if private else _Without(source, PRIVATE)), CONTENT_TYPE_LATEST

@@ -3,7 +3,7 @@
 The file is ``--config``, else ``TOKENSEA_CONFIG``, else ``./tokensea.toml`` if it
 exists, else built-in defaults. Secrets never come from the file: provider keys are
 read from the environment variables the providers name, the JWT secret from
-``TOKENSEA_JWT_SECRET``. Every key is validated; a bad file stops start-up with a
+``TOKENSEA_JWT_SECRET``, the token that guards ``/metrics`` from ``TOKENSEA_METRICS_TOKEN``. Every key is validated; a bad file stops start-up with a
 message that names the key.
 """
 
@@ -138,6 +138,7 @@ class Settings:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     source: str = "built-in defaults"
     provider_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    metrics_token: str = field(default="", repr=False)  # TOKENSEA_METRICS_TOKEN: guards /metrics
 
     @property
     def max_body_bytes(self) -> int:
@@ -187,6 +188,7 @@ def load(explicit: str | None = None, *, database_url: str | None = None) -> Set
         provider_keys={
             p.name: os.environ.get(p.api_key_env, "") for p in catalogue.providers.values()
         },
+        metrics_token=os.environ.get("TOKENSEA_METRICS_TOKEN", ""),
     )
 
 
