@@ -23,6 +23,7 @@ from edge.routes import tokens as token_routes
 from edge.security import Sessions, new_jwt_secret
 from edge.services import Services
 from edge.settings import Settings
+from edge.supervisor import Supervisor
 from edge.throttle import Throttles
 from ledger import Database, Ledger
 from ledger.secrets import get_or_create
@@ -110,7 +111,16 @@ def setup_lifecycle(app: Sanic) -> None:
                     "configure_logs": configure_logs,
                     "report_lag": metrics.record_lag,
                 },
+                restartable=True,  # edge.supervisor replaces it if it dies
             )
+        app.ctx.supervisor = Supervisor(app.manager)
+        app.ctx.supervisor.start()
+
+    @app.main_process_stop
+    async def stop_supervising(app: Sanic) -> None:
+        supervisor: Supervisor | None = getattr(app.ctx, "supervisor", None)
+        if supervisor is not None:
+            supervisor.stop.set()
 
     @app.before_server_start
     async def open_services(app: Sanic) -> None:

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -43,7 +44,7 @@ def _progress(label: str) -> Callable[[int, int], None]:
 def serve(args: argparse.Namespace) -> int:
     from edge.metrics import prepare_multiprocess
 
-    prepare_multiprocess()  # before anything imports prometheus_client's value classes
+    made = prepare_multiprocess()  # before anything imports prometheus_client's value classes
     # Workers share one listening socket; by default an event loop that wakes up takes
     # every pending connection, so a burst of connections can all land on one worker.
     # One accept per wake-up lets the others take their share (read by libuv/uvloop).
@@ -62,7 +63,11 @@ def serve(args: argparse.Namespace) -> int:
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(host=args.host, port=args.port, workers=args.workers, access_log=False, motd=False)
-    Sanic.serve(primary=app, app_loader=loader)
+    try:
+        Sanic.serve(primary=app, app_loader=loader)
+    finally:  # the workers are gone: nothing writes there any more
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
     return 0
 
 
