@@ -14,12 +14,15 @@ concurrent attempts cannot all pass a limit that only counted finished failures:
 
 A successful login clears its (username, address) count and takes its attempt back
 from the other two. Registrations are limited per client address
-(``register_max_per_address`` in ``register_window_seconds``), then 429.
+(``register_max_per_address`` in ``register_window_seconds``), then 429. An IPv6
+address counts as its /64: one subscriber commonly holds a whole /64, and could
+otherwise take a new address for every attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import math
 import time
 from dataclasses import dataclass
@@ -32,6 +35,19 @@ from ledger import Ledger
 
 PURGE_EVERY = 300.0  # seconds between two deletions of expired counters, per worker
 _MAX_DOUBLINGS = 16
+
+
+def address_key(address: str) -> str:
+    """The address a limit counts: an IPv6 address's /64, anything else as it is."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
 def growing_delay(hits: int, limit: int, cap: float) -> float:
@@ -71,6 +87,7 @@ class Throttles:
         """Count an attempt; 429 if this address has spent its guesses at this username,
         else wait the delay the username's and the address's counts call for."""
         server = self._server
+        address = address_key(address)
         attempt = LoginAttempt(
             counters.subject("login", username.lower(), address),
             counters.subject("login-user", username.lower()),
@@ -109,7 +126,7 @@ class Throttles:
     async def registration(self, address: str) -> None:
         """Count a registration from ``address``; 429 beyond the allowance."""
         server = self._server
-        key = counters.subject("register", address)
+        key = counters.subject("register", address_key(address))
         count = await self._ledger.aread(lambda q: counters.hit(q.db, q.conn, key, server.register_window_seconds))
         if count.hits > server.register_max_per_address:
             raise too_many("registrations from your address", count)

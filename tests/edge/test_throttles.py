@@ -129,6 +129,15 @@ def test_unit_delays_grow_then_stop_growing() -> None:
     assert growing_delay(10**9, 3, 30) == 30
 
 
+def test_unit_an_ipv6_address_counts_as_its_64() -> None:
+    from edge.throttle import address_key
+
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("::ffff:10.0.0.1") == "10.0.0.1" == address_key("10.0.0.1")
+    assert address_key("not-an-address") == "not-an-address"
+
+
 def test_unit_throttle_settings_are_validated(tmp_path: Path) -> None:
     from edge.settings import SettingsError, load
 
