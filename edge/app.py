@@ -134,7 +134,7 @@ def setup_lifecycle(app: Sanic) -> None:
             Ledger, db, serving=True, on_batch=metrics.record_batch,
             stale_after=settings.ledger.recovery_stale_seconds, grace=settings.ledger.recovery_grace_seconds,
         )
-        secret = os.environ.get("TOKENSEA_JWT_SECRET", "")
+        secret = settings.jwt_secret
         if not secret:
             secret, created = await asyncio.to_thread(get_or_create, db, "jwt", new_jwt_secret)
             if created:

@@ -1,4 +1,5 @@
-"""Settings, read once at start-up: a TOML file for policy, the environment for secrets.
+"""Settings, read once at start-up: a TOML file for policy, the environment for secrets
+and the database's address. Nothing else in TokenSea reads the environment.
 
 The file is ``--config``, else ``TOKENSEA_CONFIG``, else ``./tokensea.toml`` if it
 exists, else built-in defaults. Secrets never come from the file: provider keys are
@@ -23,6 +24,7 @@ from domain.errors import DomainError
 from domain.money import Money, format_decimal, parse_amount
 from domain.pricing import Price, multiplier_of
 from edge import catalogue as builtin
+from ledger.database import DEFAULT_URL
 
 
 class SettingsError(ValueError):
@@ -138,6 +140,7 @@ class Settings:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     source: str = "built-in defaults"
     provider_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    jwt_secret: str = field(default="", repr=False)  # TOKENSEA_JWT_SECRET; empty: one is kept in the database
     metrics_token: str = field(default="", repr=False)  # TOKENSEA_METRICS_TOKEN: guards /metrics
 
     @property
@@ -175,7 +178,7 @@ def load(explicit: str | None = None, *, database_url: str | None = None) -> Set
     except DomainError as exc:
         raise SettingsError(f"{path or 'configuration'}: {exc}") from None
     return Settings(
-        database_url=database_url or os.environ.get("TOKENSEA_DATABASE_URL") or "sqlite:///tokensea.db",
+        database_url=database_url or os.environ.get("TOKENSEA_DATABASE_URL") or DEFAULT_URL,
         signup_quota=signup,
         invite_reward=reward,
         jwt_ttl_days=parsed.jwt_ttl_days,
@@ -188,6 +191,7 @@ def load(explicit: str | None = None, *, database_url: str | None = None) -> Set
         provider_keys={
             p.name: os.environ.get(p.api_key_env, "") for p in catalogue.providers.values()
         },
+        jwt_secret=os.environ.get("TOKENSEA_JWT_SECRET", ""),
         metrics_token=os.environ.get("TOKENSEA_METRICS_TOKEN", ""),
     )
 

@@ -17,10 +17,11 @@ rows overstate ``used + held`` (a charge moves at most its hold from ``held`` to
 ``synchronous_commit = off`` on PostgreSQL: they hold no money, they survive any crash
 of the edge (the server keeps them), and they keep an fsync off the request path.
 
-On PostgreSQL the whole batch is one call of the ``ts_admit`` function
-(``ledger.schema``), which applies ``decide``'s rule where the rows are: one round trip
-per batch, and locks held for the length of one statement, not of a round trip. On
-SQLite, ``decide`` runs here under the database write lock. The same tests run on both.
+On PostgreSQL the whole batch is one call of the ``ts_admit`` function (its latest
+definition is in ``ledger/migrations``), which applies ``decide``'s rule where the rows
+are: one round trip per batch, and locks held for the length of one statement, not of a
+round trip (``ledger.postgres_writes``). On SQLite, ``decide`` runs here under the
+database write lock (``ledger.sqlite_writes``). The same tests run on both.
 """
 
 from __future__ import annotations
@@ -31,21 +32,47 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import orjson
-
 from domain.charges import RequestFacts
 from domain.money import EXACT, Money
-from ledger.batching import Pending
 from ledger.database import Database, to_decimal, to_optional_datetime, to_optional_decimal, to_uuid
 from ledger.errors import Refused
-from ledger.wire import Statement
+from ledger.group_commit import Pending
+
+
+@dataclass(frozen=True)
+class OutputBound:
+    """An output limit for the ledger to choose: the largest, up to ``most`` tokens, that
+    the accounts can pay at ``per_token`` cents per token of limit (output price × plan
+    multiplier × choices, / 1e6). Chosen under the admission's row locks, so concurrent
+    calls without a client limit can never overdraw."""
+
+    per_token: Decimal
+    most: int
 
 
 @dataclass(frozen=True)
 class Hold:
+    """A reservation: ``amount`` (the prompt bound's cost, or the whole worst case when
+    the output limit is fixed), plus ``limit × per_token`` when ``output`` is set."""
+
     facts: RequestFacts
     amount: Money
     instance_id: str
+    output: OutputBound | None = None
+
+    def reserved(self, limit: int | None) -> Decimal:
+        """The amount held when admitted with ``limit`` (None: a fixed hold)."""
+        if limit is None or self.output is None:
+            return self.amount.cents
+        return EXACT.add(self.amount.cents, EXACT.multiply(Decimal(limit), self.output.per_token))
+
+    def limit_of(self, reserved: Decimal) -> int | None:
+        """The output limit a hold of ``reserved`` was admitted with (None: a fixed hold)."""
+        if self.output is None:
+            return None
+        if not self.output.per_token:
+            return self.output.most
+        return int(EXACT.divide_int(EXACT.subtract(reserved, self.amount.cents), self.output.per_token))
 
 
 @dataclass
@@ -64,8 +91,9 @@ class _Account:
         return EXACT.subtract(EXACT.subtract(self.limit, self.used), self.held)
 
 
-def decide(hold: Hold, user: _Account | None, key: _Account | None, now: datetime) -> Refused | None:
-    """Why ``hold`` cannot be admitted against these accounts, or None if it can."""
+def decide(hold: Hold, user: _Account | None, key: _Account | None, now: datetime) -> Refused | int | None:
+    """Why ``hold`` cannot be admitted against these accounts; else the output limit it
+    is admitted with (None for a fixed hold), reserving ``hold.reserved(limit)``."""
     if user is None or key is None or key.owner != hold.facts.user_id:
         return Refused("unknown_account")
     if user.status != "active":
@@ -74,19 +102,24 @@ def decide(hold: Hold, user: _Account | None, key: _Account | None, now: datetim
         return Refused("key_disabled")
     if key.expires_at is not None and key.expires_at <= now:
         return Refused("key_expired")
+    output = hold.output
+    needed = hold.amount.cents if output is None else EXACT.add(hold.amount.cents, output.per_token)
     for account, reason in ((user, "insufficient_user_quota"), (key, "insufficient_key_quota")):
         available = account.available()
-        if available is not None and available < hold.amount.cents:
-            return Refused(reason, needed=hold.amount, available=Money(max(available, Decimal(0))))
-    return None
+        if available is not None and available < needed:
+            return Refused(reason, needed=Money(needed), available=Money(max(available, Decimal(0))))
+    if output is None:
+        return None
+    if not output.per_token:
+        return output.most
+    room = [a for a in (user.available(), key.available()) if a is not None]
+    affordable = EXACT.divide_int(EXACT.subtract(min(room), hold.amount.cents), output.per_token)
+    return int(min(affordable, Decimal(output.most)))
 
 
-def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
-    """Decide and record every hold of ``batch`` in one transaction: one call of
-    ``ts_admit`` on PostgreSQL, ``decide`` under the write lock on SQLite."""
-    if db.is_postgres:
-        _admit_in_database(conn, batch)
-        return
+def admit_under_write_lock(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
+    """SQLite: decide and record every hold of ``batch`` in one transaction, under the
+    database's write lock (``ts_admit`` does the same on PostgreSQL)."""
     user_ids = sorted({p.job.facts.user_id for p in batch})
     key_ids = sorted({p.job.facts.key_id for p in batch})
     now = datetime.now(timezone.utc)
@@ -128,20 +161,20 @@ def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
         _absorb({**users, **keys}, settled_cur.fetchall())
         for extra in (users_cur, keys_cur, settled_cur):
             extra.close()
-        admitted: list[Pending[Hold]] = []
+        admitted: list[tuple[Pending[Hold], int | None]] = []
         refused: list[tuple[Pending[Hold], Refused]] = []
         for pending in batch:
             hold = pending.job
             user, key = users.get(hold.facts.user_id), keys.get(hold.facts.key_id)
-            refusal = decide(hold, user, key, now)
-            if refusal is not None:
-                refused.append((pending, refusal))
+            decision = decide(hold, user, key, now)
+            if isinstance(decision, Refused):
+                refused.append((pending, decision))
                 continue
             assert user is not None and key is not None
             for account in (user, key):
-                account.held = EXACT.add(account.held, hold.amount.cents)
+                account.held = EXACT.add(account.held, hold.reserved(decision))
                 account.changed = True
-            admitted.append(pending)
+            admitted.append((pending, decision))
         _save_held(db, cur, "ts_users", "user_id", users)
         _save_held(db, cur, "ts_keys", "key_id", keys)
         if admitted:
@@ -153,56 +186,17 @@ def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
                 ),
                 [
                     (
-                        f.request_id, f.user_id, f.key_id, p.job.amount.cents, p.job.instance_id,
+                        f.request_id, f.user_id, f.key_id, p.job.reserved(limit), p.job.instance_id,
                         f.key_name, f.model, f.provider, f.endpoint, f.stream, f.requested_at,
                     )
-                    for p in admitted
+                    for p, limit in admitted
                     for f in (p.job.facts,)
                 ],
             )
-    for pending in admitted:
-        pending.set_result(True)
+    for pending, limit in admitted:
+        pending.set_result(limit)
     for pending, refusal in refused:
         pending.set_exception(refusal)
-
-
-# One call, two drivers: psycopg's ``execute`` on the writer thread, libpq on the event loop.
-_ADMIT = "SELECT refused, reason, available FROM ts_admit({}::jsonb, {}::timestamptz)"
-ADMIT_CALL = _ADMIT.format("%s", "%s")
-ADMIT_STATEMENT = Statement("ts_admit", _ADMIT.format("$1", "$2"))
-
-
-def holds_json(batch: list[Pending[Hold]]) -> bytes:
-    """PostgreSQL: ``ts_admit``'s first parameter for ``batch``: the holds as one JSON array."""
-    return orjson.dumps(
-        [
-            [f.request_id, f.user_id, f.key_id, str(p.job.amount.cents), p.job.instance_id, f.key_name,
-             f.model, f.provider, f.endpoint, f.stream, f.requested_at]
-            for p in batch
-            for f in (p.job.facts,)
-        ]
-    )
-
-
-def resolve_admissions(batch: list[Pending[Hold]], refusals: list[Any]) -> None:
-    """PostgreSQL: each hold of ``batch`` is admitted unless ``ADMIT_CALL`` returned its position."""
-    refused = {int(row["refused"]) - 1: row for row in refusals}
-    for position, pending in enumerate(batch):
-        row = refused.get(position)
-        if row is None:
-            pending.set_result(True)
-            continue
-        available = to_optional_decimal(row["available"])
-        if available is None:
-            pending.set_exception(Refused(row["reason"]))
-        else:
-            pending.set_exception(Refused(row["reason"], needed=pending.job.amount, available=Money(available)))
-
-
-def _admit_in_database(conn: Any, batch: list[Pending[Hold]]) -> None:
-    """PostgreSQL: the whole batch in one statement, ``ts_admit`` (``ledger.schema``)."""
-    params = (holds_json(batch).decode(), datetime.now(timezone.utc))
-    resolve_admissions(batch, conn.execute(ADMIT_CALL, params, prepare=True).fetchall())
 
 
 def _absorb(accounts: dict[UUID, _Account], settled: list[Any]) -> None:

@@ -1,10 +1,10 @@
-"""Commands the event writer runs: each turns a request into aggregates to save.
+"""Commands: each turns a request (a registration, a key, a grant…) into events to save.
 
 ``prepare`` may read (the index tables, the repository) and raise a domain or ledger
-error; the writer saves what it returns in one transaction with the rest of its batch.
-When a save collides (a unique name taken meanwhile, a concurrent change to the same
-aggregate), the writer prepares the command again on fresh state, so every check
-here is re-evaluated; a ``Settle`` collision means the request was already charged.
+error; ``ledger.command_runner`` saves what it returns in one transaction. When a save
+collides (a unique name taken meanwhile, a concurrent change to the same aggregate), the
+command is prepared again on fresh state, so every check here is re-evaluated. Charges
+are not commands: they go through the group commit (``ledger.group_commit``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from domain.charges import Charge
 from domain.grants import Grant, GrantReason
 from domain.keys import ApiKey, KeyStatus
 from domain.money import Money
@@ -59,22 +58,6 @@ class Command(Protocol):
         ...
 
     def prepare(self, ctx: Context) -> Prepared: ...
-
-
-@dataclass(frozen=True)
-class Settle:
-    """Record a request's ``TokensConsumed`` (and release its hold). Returns True if
-    this call recorded it, False if the request had already been charged."""
-
-    events: tuple[Any, ...]
-    idempotent: bool = True
-
-    @classmethod
-    def of(cls, charge: Charge.TokensConsumed) -> Settle:
-        return cls((charge,))
-
-    def prepare(self, ctx: Context) -> Prepared:
-        return Prepared(list(self.events), True)
 
 
 @dataclass(frozen=True)

@@ -79,18 +79,11 @@ class Effects:
             self._settle(cur, charges)
 
     def _settle(self, cur: Any, charges: Sequence[Any]) -> None:
-        """Release each charge's hold and leave its cost in the ``ts_settled`` inbox,
-        for the user and for the key (the released amount is the hold row's own)."""
+        """SQLite: release each charge's hold and leave its cost in the ``ts_settled``
+        inbox, for the user and for the key (the released amount is the hold row's own).
+        On PostgreSQL ``ts_append_charges`` does this (``ledger.postgres_writes``)."""
+        assert not self.db.is_postgres, "PostgreSQL appends charges with ts_append_charges"
         request_ids = [charge.request_id for charge in charges]
-        if self.db.is_postgres:
-            # ``ts_release_holds`` (``ledger.schema``), as for a batch of charges alone. One
-            # statement with no answer to wait for: it shares a round trip with the others.
-            cur.execute(
-                "SELECT ts_release_holds(%s::text[], %s::uuid[], %s::uuid[], %s::numeric[])",
-                [request_ids, [c.user_id for c in charges], [c.key_id for c in charges],
-                 [c.cost.cents for c in charges]],
-            )
-            return
         rows = [(c.request_id, account, c.cost.cents) for c in charges for account in (c.user_id, c.key_id)]
         released = self._take_holds(cur, request_ids)
         cur.executemany(

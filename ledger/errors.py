@@ -5,7 +5,8 @@
     ├── InvalidValue        a value the database cannot store (a NUL character): the caller's (400)
     ├── NotFound            no such user or key (or not the caller's)
     ├── Conflict            a unique name is taken, or concurrent changes kept colliding
-    └── Refused             admission refused: not enough quota, or the account may not spend
+    ├── Refused             admission refused: not enough quota, or the account may not spend
+    └── SchemaNotCurrent    the database's schema is not this release's: run `tokensea db upgrade`
 """
 
 from __future__ import annotations
@@ -45,3 +46,8 @@ class Refused(LedgerError):
         self.needed = needed
         self.available = available
         super().__init__(reason)
+
+
+class SchemaNotCurrent(LedgerError):
+    """The database's schema is not the one this release uses: the message names the
+    command to run (``tokensea db upgrade``)."""

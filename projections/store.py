@@ -40,13 +40,10 @@ def live_tables(projection: Projection) -> dict[str, str]:
     return {logical: logical for logical in projection.tables}
 
 
-def ensure_tables(db: Database, conn: Any, projections: Sequence[Projection] = ALL) -> None:
+def ensure_tracking(db: Database, conn: Any, projections: Sequence[Projection] = ALL) -> None:
+    """Give each projection its position row (its tables come from the migrations)."""
     with db.transaction(conn) as cur:
-        if db.is_postgres:
-            cur.execute("SELECT pg_advisory_xact_lock(7202)")  # concurrent first starts
-        cur.execute("CREATE TABLE IF NOT EXISTS proj_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)")
         for projection in projections:
-            projection.create(db, cur, live_tables(projection), "g0")
             cur.execute(
                 db.sql("INSERT INTO proj_tracking (name, position) VALUES (%s, 0) ON CONFLICT (name) DO NOTHING"),
                 [projection.name],
@@ -95,7 +92,9 @@ def lag_report(db: Database, conn: Any, events: EventLog) -> list[Lag]:
     head = events.head()
     now = datetime.now(timezone.utc)
     report = []
-    for name, position in sorted(positions(db, conn).items()):
+    recorded = positions(db, conn)
+    for name in sorted(projection.name for projection in ALL):
+        position = recorded.get(name, 0)  # a projection that never ran has no row yet
         seconds = 0.0
         if position < head:
             following = events.read(position, 1)
@@ -126,7 +125,7 @@ class Runner:
     def _connection(self) -> Any:
         if self._conn is None:
             self._conn = self.db.connect()
-            ensure_tables(self.db, self._conn, self.projections)
+            ensure_tracking(self.db, self._conn, self.projections)
         return self._conn
 
     def reset(self) -> None:

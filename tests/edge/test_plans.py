@@ -70,7 +70,7 @@ def test_the_cli_assigns_plans(gateway: Gateway, unique: str) -> None:
         assert refused.returncode == 2, (bad, refused.stderr)
         assert len(refused.stderr.strip().splitlines()) == 1
     assert gateway.cli("admin", "plans", unique, "x").returncode == 2  # argparse's own usage error
-    assert gateway.cli("admin", "plans", "nobody" + unique, "1").returncode == 1
+    assert gateway.cli("admin", "plans", "nobody" + unique, "1").returncode == 2  # as for grant: bad input
     assert json.loads(gateway.cli("admin", "plans", unique).stdout)["plans"] == []
     with gateway.client(token) as http:
         assert http.post("/api/tokens", json={"name": "k", "planId": 1}).status_code == 403
