@@ -1,4 +1,5 @@
-"""The ``User`` aggregate: registration, profile, role, status and the plans held.
+"""The ``User`` aggregate: registration, profile, role, status, rate limits and the
+plans held.
 
 Plans are entitlements: an admin assigns them (``PlansAssigned``, in the ledger like
 every other change), a key may be bound only to a plan its owner holds, and a key made
@@ -15,6 +16,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import InvalidTransition, NotEntitled
 from domain.ids import user_id_for
+from domain.rates import Limits
 
 
 class Role(StrEnum):
@@ -59,6 +61,15 @@ class User(Aggregate):
         TOPIC = "tokensea.UserPlansAssigned"
         plans: list[int]
         default_plan: int | None
+    class LimitsChanged(Aggregate.Event):
+        TOPIC = "tokensea.UserLimitsChanged"
+        rpm: int | None
+        tpm: int | None
+        max_concurrency: int | None
+
+    # Until an admin sets them, a user has no limits of their own (users registered
+    # before limits existed have no event that sets these).
+    limits: Limits = Limits()
 
     @staticmethod
     def create_id(username: str) -> UUID:
@@ -137,3 +148,10 @@ class User(Aggregate):
         if requested not in self.plans and self.role != Role.ADMIN.value:
             raise NotEntitled(f"you do not hold plan {requested}; ask an administrator for it")
         return requested
+    def change_limits(self, limits: Limits) -> None:
+        if limits != self.limits:
+            self._limits_changed(rpm=limits.rpm, tpm=limits.tpm, max_concurrency=limits.max_concurrency)
+
+    @event(LimitsChanged)
+    def _limits_changed(self, rpm: int | None, tpm: int | None, max_concurrency: int | None) -> None:
+        self.limits = Limits(rpm, tpm, max_concurrency)

@@ -207,7 +207,7 @@ def assign_plans(args: argparse.Namespace) -> int:
         user = ledger.read(lambda q: q.user_by_username(args.username))
         if user is None:
             raise Failure(f"no user named {args.username!r}", EXIT_USAGE)
-        ledger.run(commands.AdministerUser(user["user_id"], None, None, plans, args.default))
+        ledger.run(commands.AdministerUser(user["user_id"], None, None, plans=plans, default_plan=args.default))
         held = held_now(ledger, user["user_id"])
     finally:
         ledger.close()

@@ -66,3 +66,4 @@ class CommandRunner:
 
     def close(self) -> None:
         self._threads.shutdown(wait=True)
+        self._connections.close()

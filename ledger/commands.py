@@ -21,6 +21,7 @@ from eventsourcing.domain import Aggregate
 from domain.grants import Grant, GrantReason
 from domain.keys import ApiKey, KeyStatus
 from domain.money import Money
+from domain.rates import Limits
 from domain.users import Role, Status, User
 from ledger.errors import Conflict, NotFound
 from ledger.queries import Queries
@@ -127,11 +128,12 @@ class ChangeProfile:
 
 @dataclass(frozen=True)
 class AdministerUser:
-    """Change a user's status, role or plans (``plans`` None: leave them as they are)."""
+    """Change a user's status, role, limits or plans (None: leave it as it is)."""
 
     user_id: UUID
     status: Status | None
     role: Role | None
+    limits: Limits | None = None  # None: leave them as they are
     plans: tuple[int, ...] | None = None
     default_plan: int | None = None
     idempotent: bool = False
@@ -144,6 +146,8 @@ class AdministerUser:
             user.change_role(self.role)
         if self.plans is not None:
             user.assign_plans(self.plans, self.default_plan)
+        if self.limits is not None:
+            user.change_limits(self.limits)
         return Prepared.of([user], user.id)
 
 
@@ -174,6 +178,7 @@ class CreateKey:
     models: list[str] | None
     plan_id: int | None
     expires_at: datetime | None
+    limits: Limits | None = None
     idempotent: bool = False
 
     def prepare(self, ctx: Context) -> Prepared:
@@ -188,6 +193,8 @@ class CreateKey:
             plan_id=owner.plan_for_key(self.plan_id),  # only a plan the owner holds (NotEntitled)
             expires_at=self.expires_at,
         )
+        if self.limits is not None:
+            key.change_limits(self.limits)
         return Prepared.of([key], key.id)
 
 
@@ -203,6 +210,7 @@ class UpdateKey:
     name: str | None = None
     status: KeyStatus | None = None
     quota: Any = _UNSET
+    limits: Limits | None = None
     delete: bool = False
     idempotent: bool = False
 
@@ -222,4 +230,6 @@ class UpdateKey:
             key.change_status(self.status)
         if self.quota is not _UNSET:
             key.change_quota(self.quota)
+        if self.limits is not None:
+            key.change_limits(self.limits)
         return Prepared.of([key], key.id)

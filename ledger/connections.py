@@ -17,6 +17,8 @@ class ThreadConnections:
         self._db = db
         self._read_only = read_only
         self._local = threading.local()
+        self._opened: set[Any] = set()  # every thread's, so that ``close`` reaches them all
+        self._lock = threading.Lock()
 
     def get(self) -> Any:
         """The calling thread's connection (autocommit; rows by column name)."""
@@ -30,6 +32,8 @@ class ThreadConnections:
                     raise
                 raise LedgerUnavailable(f"cannot connect to the database: {error}") from exc
             self._local.conn = conn
+            with self._lock:
+                self._opened.add(conn)
         return conn
 
     @property
@@ -38,8 +42,22 @@ class ThreadConnections:
         return getattr(self._local, "conn", None) is None
 
     def drop(self) -> None:
+        """Close the calling thread's connection; its next use opens a fresh one."""
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
-            with contextlib.suppress(Exception):  # it is being discarded anyway
+            self._close(conn)
+
+    def close(self) -> None:
+        """Close every thread's connection (when their threads have finished)."""
+        with self._lock:
+            opened, self._opened = self._opened, set()
+        for conn in opened:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail
                 conn.close()
+
+    def _close(self, conn: Any) -> None:
+        with self._lock:
+            self._opened.discard(conn)
+        with contextlib.suppress(Exception):  # it is being discarded anyway
+            conn.close()

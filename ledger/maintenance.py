@@ -76,7 +76,7 @@ class Maintenance:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
-        self._connections.drop()
+        self._connections.close()
 
     def _run(self) -> None:
         last_cleanup = last_vacuum = 0.0

@@ -26,7 +26,8 @@ from ledger.wire import Statement
 
 LOCK_TIMEOUT = b"30s"  # a charge waits this long at most for the events table's lock
 _ADMIT = Statement(
-    "ts_admit", "SELECT hold_position, reason, available, output_limit FROM ts_admit($1::jsonb, $2::timestamptz)"
+    "ts_admit",
+    "SELECT hold_position, reason, available, output_limit, retry_after FROM ts_admit($1::jsonb, $2::timestamptz)",
 )
 
 
@@ -101,9 +102,10 @@ def holds_json(batch: list[Pending[Hold]]) -> bytes:
         [
             [f.request_id, f.user_id, f.key_id, str(p.job.amount.cents), p.job.instance_id, f.key_name,
              f.model, f.provider, f.endpoint, f.stream, f.requested_at,
-             None if (o := p.job.output) is None else str(o.per_token), None if o is None else o.most]
+             None if (o := p.job.output) is None else str(o.per_token), None if o is None else o.most,
+             p.job.tokens, plan.rpm, plan.tpm, plan.max_concurrency]
             for p in batch
-            for f in (p.job.facts,)
+            for f, plan in ((p.job.facts, p.job.plan_limits),)
         ]
     )
 
@@ -122,7 +124,10 @@ def resolve_admissions(batch: list[Pending[Hold]], answers: list[Any]) -> None:
             pending.set_result(int(row["output_limit"]))
             continue
         available = to_optional_decimal(row["available"])
-        if available is None:
+        retry_after = row["retry_after"]
+        if retry_after is not None or row["reason"].endswith("_tpm"):
+            pending.set_exception(Refused(row["reason"], retry_after=None if retry_after is None else float(retry_after)))
+        elif available is None:
             pending.set_exception(Refused(row["reason"]))
         else:
             needed = pending.job.reserved(None if pending.job.output is None else 1)
@@ -131,11 +136,12 @@ def resolve_admissions(batch: list[Pending[Hold]], answers: list[Any]) -> None:
 
 def charges_json(charges: list[Any], stored_events: list[Any]) -> bytes:
     """``ts_append_charges``'s first parameter: each event's stored form (its state as
-    hex) and what releasing its hold needs."""
+    hex) and what releasing its hold needs (the tokens it used, for the tokens window)."""
     return orjson.dumps(
         [
             [e.originator_id, e.originator_version, e.topic, e.state.hex(),
-             c.request_id, c.user_id, c.key_id, str(c.cost.cents)]
+             c.request_id, c.user_id, c.key_id, str(c.cost.cents),
+             c.input_tokens + c.output_tokens + c.cache_read_tokens + c.cache_write_tokens]
             for e, c in zip(stored_events, charges, strict=True)
         ]
     )

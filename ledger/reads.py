@@ -50,3 +50,4 @@ class Reader:
 
     def close(self) -> None:
         self._threads.shutdown(wait=True)
+        self._connections.close()

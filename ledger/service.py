@@ -60,7 +60,6 @@ class Ledger:
         self.writes = Writes(
             db, self.app, admitted=self.maintenance.admitted, unsure=self.maintenance.unsure, on_batch=on_batch
         )
-        self._serving = serving
         if serving:
             self.maintenance.start()
 
@@ -110,8 +109,7 @@ class Ledger:
         await asyncio.to_thread(self.close)
 
     def close(self) -> None:
-        if self._serving:
-            self.maintenance.stop()
+        self.maintenance.stop()
         self.writes.close()
         self.commands.close()
         self.reads.close()

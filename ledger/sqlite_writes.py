@@ -2,7 +2,7 @@
 
 SQLite's driver has no asynchronous mode, so each driver owns one thread and one
 connection, and runs every batch there: holds under the database's write lock by
-``ledger.admission.admit_under_write_lock`` (the rule ``ts_admit`` applies on
+``ledger.sqlite_admission`` (the rule ``ts_admit`` applies on
 PostgreSQL), charges through the event store, whose recorder releases their holds into
 the ``ts_settled`` inbox in the same transaction (``ledger.effects``).
 """
@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from domain.charges import Charge
-from ledger.admission import Hold, admit_under_write_lock
+from ledger.admission import Hold
 from ledger.database import Database
 from ledger.group_commit import Pending
 from ledger.jobs import ChargeDriver, HoldDriver
+from ledger.sqlite_admission import admit_under_write_lock
 
 T = TypeVar("T")
 

@@ -34,7 +34,7 @@ class Fold:
     """The derived tables as the events up to ``position`` make them."""
 
     position: int = 0
-    users: Rows = field(default_factory=dict)  # ts_users (without ``held``: holds are not events)
+    users: Rows = field(default_factory=dict)  # ts_users (without ``held`` and ``holds``: holds are not events)
     keys: Rows = field(default_factory=dict)  # ts_keys (likewise)
     user_balances: Rows = field(default_factory=dict)  # proj_user_balances
     key_balances: Rows = field(default_factory=dict)  # proj_key_balances
@@ -54,6 +54,8 @@ class Fold:
             self.users[event.originator_id]["role"] = event.role
         elif isinstance(event, User.StatusChanged):
             self.users[event.originator_id]["status"] = event.status
+        elif isinstance(event, User.LimitsChanged):
+            self.users[event.originator_id].update(_limits(event))
         elif isinstance(event, Grant.QuotaGranted):
             self._add(self.users[event.user_id], "granted", event.amount.cents)
             self._add(self._user_balance(event.user_id), "quota", event.amount.cents)
@@ -67,6 +69,8 @@ class Fold:
             self.keys[event.originator_id]["quota"] = None if event.quota is None else event.quota.cents
         elif isinstance(event, ApiKey.KeyDeleted):
             self.keys[event.originator_id]["status"] = KeyStatus.DELETED.value
+        elif isinstance(event, ApiKey.KeyLimitsChanged):
+            self.keys[event.originator_id].update(_limits(event))
 
     @staticmethod
     def _add(row: dict[str, Any], column: str, amount: Decimal) -> None:
@@ -78,6 +82,7 @@ class Fold:
             "email": event.email, "role": event.role, "status": Status.ACTIVE.value,
             "password_hash": event.password_hash, "invite_code": event.invite_code, "invited_by": event.invited_by,
             "created_at": _utc(event.timestamp), "granted": _ZERO, "used": _ZERO,
+            "rpm": None, "tpm": None, "max_concurrency": None,
         }
         self._user_balance(event.originator_id)
 
@@ -88,6 +93,7 @@ class Fold:
             "models": None if event.models is None else list(event.models), "plan_id": event.plan_id,
             "expires_at": None if event.expires_at is None else _utc(event.expires_at),
             "created_at": _utc(event.timestamp), "used": _ZERO,
+            "rpm": None, "tpm": None, "max_concurrency": None,
         }
         self._key_balance(event.originator_id, event.user_id)
 
@@ -135,6 +141,10 @@ class Fold:
         day["cache_read_tokens"] += event.cache_read_tokens
         day["cache_write_tokens"] += event.cache_write_tokens
         self._add(day, "cost", cost)
+
+
+def _limits(event: Any) -> dict[str, Any]:
+    return {"rpm": event.rpm, "tpm": event.tpm, "max_concurrency": event.max_concurrency}
 
 
 def models_of(stored: Any) -> list[str] | None:

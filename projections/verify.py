@@ -37,12 +37,13 @@ def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
 _USERS: Normalize = {
     "username": str, "username_key": str, "name": str, "email": _optional(str), "role": str, "status": str,
     "password_hash": str, "invite_code": str, "invited_by": _optional(to_uuid), "created_at": to_datetime,
-    "granted": to_decimal, "used": to_decimal, "held": to_decimal,
+    "granted": to_decimal, "used": to_decimal, "held": to_decimal, "holds": int,
+    "rpm": int, "tpm": int, "max_concurrency": int,
 }
 _KEYS: Normalize = {
     "user_id": to_uuid, "digest": str, "prefix": str, "name": str, "status": str, "quota": _optional(to_decimal),
     "models": models_of, "plan_id": _optional(int), "expires_at": _optional(to_datetime), "created_at": to_datetime,
-    "used": to_decimal, "held": to_decimal,
+    "used": to_decimal, "held": to_decimal, "holds": int, "rpm": int, "tpm": int, "max_concurrency": int,
 }
 _USER_BALANCES: Normalize = {"quota": to_decimal, "used": to_decimal, "request_count": int}
 _KEY_BALANCES: Normalize = {"user_id": to_uuid, "used": to_decimal, "request_count": int,
@@ -148,24 +149,32 @@ def _verify(db: Database, events: EventLog, cur: Any, diff: Diff, progress: Call
 
 def _check_index(db: Database, cur: Any, fold: Fold, diff: Diff) -> None:
     """``ts_users`` and ``ts_keys``, with the inbox of charges not yet folded into their
-    rows (``ledger.schema``) counted in, and ``held`` against the holds themselves."""
-    held: dict[Any, Decimal] = {}
+    rows (``ledger.schema``) counted in; ``held`` and ``holds`` against the holds
+    themselves. (The rate windows' levels are the operational state of admission, of
+    no money and not derived from events: they are not compared.)"""
+    held: dict[Any, tuple[Decimal, int]] = {}
     cur.execute("SELECT user_id, key_id, amount FROM ts_holds")
     for row in cur.fetchall():
         for account in (to_uuid(row["user_id"]), to_uuid(row["key_id"])):
-            held[account] = EXACT.add(held.get(account, Decimal(0)), to_decimal(row["amount"]))
-    pending: dict[Any, tuple[Decimal, Decimal]] = {}
-    cur.execute("SELECT account_id, released, cost FROM ts_settled")
+            amount, count = held.get(account, (Decimal(0), 0))
+            held[account] = (EXACT.add(amount, to_decimal(row["amount"])), count + 1)
+    pending: dict[Any, tuple[Decimal, Decimal, int]] = {}
+    cur.execute("SELECT account_id, released, cost, holds FROM ts_settled")
     for row in cur.fetchall():
-        cost, released = pending.get(to_uuid(row["account_id"]), (Decimal(0), Decimal(0)))
+        cost, released, holds = pending.get(to_uuid(row["account_id"]), (Decimal(0), Decimal(0), 0))
         pending[to_uuid(row["account_id"])] = (EXACT.add(cost, to_decimal(row["cost"])),
-                                               EXACT.add(released, to_decimal(row["released"])))
+                                               EXACT.add(released, to_decimal(row["released"])),
+                                               holds + int(row["holds"]))
     for table, key, normalize, expected in (("ts_users", "user_id", _USERS, fold.users),
                                             ("ts_keys", "key_id", _KEYS, fold.keys)):
         found = _rows(cur, db, table, (key,), normalize)
         for account, row in found.items():
-            cost, released = pending.get(account, (Decimal(0), Decimal(0)))
+            cost, released, holds = pending.get(account, (Decimal(0), Decimal(0), 0))
             row["used"] = EXACT.add(row["used"], cost)
             row["held"] = EXACT.subtract(row["held"], released)
-        wanted = {account: {**columns, "held": held.get(account, Decimal(0))} for account, columns in expected.items()}
+            row["holds"] = row["holds"] - holds
+        wanted = {
+            account: {**columns, "held": held.get(account, (Decimal(0), 0))[0], "holds": held.get(account, (0, 0))[1]}
+            for account, columns in expected.items()
+        }
         diff.compare(table, wanted, found)

@@ -88,7 +88,7 @@ async def administer(request: Request, user_id: str) -> HTTPResponse:
     elif body.defaultPlan is not None:
         raise Problem(400, "invalid_request", "defaultPlan: send it with plans", param="defaultPlan")
     try:
-        await svc.ledger.arun(commands.AdministerUser(target, body.status, body.role, plans, body.defaultPlan))
+        await svc.ledger.arun(commands.AdministerUser(target, body.status, body.role, plans=plans, default_plan=body.defaultPlan))
     except NotFound:
         raise Problem(404, "not_found", "no such user") from None
     svc.keys.forget_user(target)

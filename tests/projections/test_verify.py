@@ -19,6 +19,7 @@ from domain.charges import RequestStatus
 from domain.grants import GrantReason
 from domain.keys import KeyStatus
 from domain.money import Money
+from domain.rates import Limits
 from domain.users import Role, Status
 from ledger import Database, Hold, Ledger, commands
 from ledger.database import to_datetime, to_decimal, to_uuid
@@ -29,9 +30,11 @@ from tests.ledger.helpers import charge, facts, register
 # Every derived table, its key, and each column verify must compare.
 TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ts_users": (("user_id",), ("username", "username_key", "name", "email", "role", "status", "password_hash",
-                                "invite_code", "invited_by", "created_at", "granted", "used", "held")),
+                                "invite_code", "invited_by", "created_at", "granted", "used", "held", "holds",
+                                "rpm", "tpm", "max_concurrency")),
     "ts_keys": (("key_id",), ("user_id", "digest", "prefix", "name", "status", "quota", "models", "plan_id",
-                              "expires_at", "created_at", "used", "held")),
+                              "expires_at", "created_at", "used", "held", "holds", "rpm", "tpm",
+                              "max_concurrency")),
     "proj_user_balances": (("user_id",), ("quota", "used", "request_count")),
     "proj_key_balances": (("key_id",), ("user_id", "used", "request_count", "last_used_at")),
     "proj_request_logs": (("request_id",), ("position", "user_id", "key_id", "key_name", "model", "provider",
@@ -44,7 +47,7 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _MONEY = {"granted", "used", "held", "quota", "cost"}
 _TIME = {"created_at", "expires_at", "last_used_at"}
 _UUID = {"user_id", "key_id", "invited_by"}
-_INT = {"plan_id", "request_count", "position", "input_tokens", "output_tokens", "cache_read_tokens",
+_INT = {"holds", "rpm", "tpm", "max_concurrency", "plan_id", "request_count", "position", "input_tokens", "output_tokens", "cache_read_tokens",
         "cache_write_tokens", "latency_ms", "requests", "failed", "prompt_tokens", "completion_tokens"}
 
 
@@ -74,6 +77,7 @@ def audited(database_url: str) -> Iterator[Ledger]:
     bob = register(ledger, "bob", quota="50", inviter=code)
     ledger.run(commands.ChangeProfile(bob, "Bob B.", "bob@example.com"))
     ledger.run(commands.AdministerUser(bob, Status.ACTIVE, Role.ADMIN))
+    ledger.run(commands.AdministerUser(alice, None, None, Limits(rpm=600, tpm=None, max_concurrency=8)))
     ledger.run(commands.GrantQuota(alice, Money("0.25"), GrantReason.ADMIN, "", "admin:t"))
     key = ledger.run(commands.CreateKey(alice, "main", "digest-main", "tsk-main", Money(80), ["gpt-test"], 1,
                                         datetime.now(timezone.utc) + timedelta(days=30)))
@@ -83,7 +87,8 @@ def audited(database_url: str) -> Iterator[Ledger]:
         ledger.settle(charge(f"r{n}", alice, key, tokens=37 * (n + 1), reserved="5",
                              status=RequestStatus.ERROR if n == 3 else RequestStatus.SUCCESS))
     ledger.admit(Hold(facts("open", alice, key), Money(2), ledger.instance_id))  # a hold in flight
-    ledger.run(commands.UpdateKey(alice, key, name="renamed", status=KeyStatus.ACTIVE))
+    ledger.run(commands.UpdateKey(alice, key, name="renamed", status=KeyStatus.ACTIVE,
+                                  limits=Limits(rpm=None, tpm=100000, max_concurrency=None)))
     Runner(ledger.db, ledger.log).catch_up()
     assert verify(ledger.db, ledger.log) == []
     yield ledger
