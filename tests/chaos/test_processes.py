@@ -100,6 +100,8 @@ def test_the_metrics_folder_is_removed_at_stop_and_a_dead_servers_at_start(fake:
     gateway = start(f"sqlite:///{tmp_path / 'tokensea.db'}", fake, tmp_path, workers=2,
                     env={"PROMETHEUS_MULTIPROC_DIR": "", "TMPDIR": str(temp)})
     try:
+        # Both workers up before the stop: Sanic ignores a stop that lands while a worker starts.
+        wait_until(lambda: gateway.logs().count('"Worker ready') >= 2, timeout=60)
         assert httpx.get(f"{gateway.url}/metrics", timeout=10).status_code == 200
         folders = _metrics_folders(temp)
         own = [f for f in folders if f.name.startswith(f"tokensea-metrics-{host}-{gateway.process.pid}-")]
