@@ -18,7 +18,7 @@ from edge import errors, metrics
 from edge.logs import configure as configure_logs
 from edge.relay import tokens
 from edge.relay.keys import KeyCache
-from edge.routes import accounts, admin, anthropic, openai, ops, plans, usage
+from edge.routes import accounts, admin, anthropic, console, models, openai, ops, plans, usage
 from edge.routes import tokens as token_routes
 from edge.security import Sessions, new_jwt_secret
 from edge.services import Services
@@ -93,8 +93,10 @@ def setup_middleware(app: Sanic, settings: Settings) -> None:
 
 
 def setup_routes(app: Sanic) -> None:
-    for module in (accounts, token_routes, usage, plans, admin, openai, anthropic, ops):
+    for module in (accounts, token_routes, usage, plans, models, admin, openai, anthropic, ops):
         app.blueprint(module.blueprint)
+    if app.ctx.settings.server.console:
+        app.blueprint(console.blueprint)
 
 
 def setup_lifecycle(app: Sanic) -> None:
@@ -108,6 +110,8 @@ def setup_lifecycle(app: Sanic) -> None:
                 {
                     "database_url": settings.database_url,
                     "rebuild_cron": settings.projections.rebuild_cron,
+                    "invite_reward": str(settings.invite_reward),
+                    "invite_max_rewards_per_day": settings.invite_max_rewards_per_day,
                     "configure_logs": configure_logs,
                     "report_lag": metrics.record_lag,
                 },

@@ -221,7 +221,8 @@ def projections_run(args: argparse.Namespace) -> int:
 
     configure()
     settings = _settings(args)
-    process.run(settings.database_url, settings.projections.rebuild_cron)
+    process.run(settings.database_url, settings.projections.rebuild_cron, invite_reward=str(settings.invite_reward),
+                invite_max_rewards_per_day=settings.invite_max_rewards_per_day)
     return EXIT_OK
 
 
@@ -351,7 +352,7 @@ def parser() -> argparse.ArgumentParser:
     views = commands.add_parser("projections", help="read models").add_subparsers(dest="action", required=True)
     views.add_parser("run", help="follow the ledger and run scheduled rebuilds").set_defaults(handler=projections_run)
     again = views.add_parser("rebuild", help="rebuild from the ledger and swap in")
-    again.add_argument("name", nargs="?", help="balances, request_logs or daily_usage (default: all)")
+    again.add_argument("name", nargs="?", help="balances, request_logs, daily_usage or hourly_usage (default: all)")
     again.set_defaults(handler=projections_rebuild)
     views.add_parser("status", help="positions and lag (read-only)").set_defaults(handler=projections_status)
 

@@ -86,6 +86,7 @@ class UpstreamConfig(_Strict):
 class ServerConfig(_Strict):
     max_body_mb: int = Field(default=32, gt=0, le=1024)
     access_log: bool = True
+    console: bool = True  # the web console at / (false for API-only deployments)
     cors_origins: list[str] = []
     proxies_count: int = Field(default=0, ge=0)
     login_max_failures: int = Field(default=5, gt=0)
@@ -112,6 +113,7 @@ class LedgerConfig(_Strict):
 class FileConfig(_Strict):
     signup_quota: Any = "0"
     invite_reward: Any = "100"
+    invite_max_rewards_per_day: int = Field(default=10, ge=0, le=10_000)
     jwt_ttl_days: int = Field(default=7, gt=0, le=365)
     providers: list[ProviderConfig] = []
     models: list[ModelConfig] = []
@@ -133,6 +135,7 @@ class Settings:
     signup_quota: Money
     invite_reward: Money
     jwt_ttl_days: int
+    invite_max_rewards_per_day: int
     catalogue: Catalogue
     upstream: UpstreamConfig
     server: ServerConfig
@@ -181,6 +184,7 @@ def load(explicit: str | None = None, *, database_url: str | None = None) -> Set
         database_url=database_url or os.environ.get("TOKENSEA_DATABASE_URL") or DEFAULT_URL,
         signup_quota=signup,
         invite_reward=reward,
+        invite_max_rewards_per_day=parsed.invite_max_rewards_per_day,
         jwt_ttl_days=parsed.jwt_ttl_days,
         catalogue=catalogue,
         upstream=parsed.upstream,

@@ -18,7 +18,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from domain.grants import Grant, GrantReason
+from domain.grants import Grant, GrantReason, RewardSlot
 from domain.keys import ApiKey, KeyStatus
 from domain.money import Money
 from domain.rates import Limits
@@ -93,14 +93,52 @@ class RegisterUser:
         if self.signup_quota:
             saved.append(Grant.give(f"signup:{user.id}", user.id, self.signup_quota, GrantReason.SIGNUP))
         if inviter is not None and self.invite_reward:
+            # The invitee's now; the inviter's once the invitee is charged (``RewardInviter``).
             saved.append(Grant.give(f"invite:{user.id}:invitee", user.id, self.invite_reward, GrantReason.INVITE))
-            saved.append(
-                Grant.give(
-                    f"invite:{user.id}:inviter", inviter, self.invite_reward, GrantReason.INVITE,
-                    note=f"invited {self.username}",
-                )
-            )
         return Prepared.of(saved, user.id)
+
+
+def inviter_reward_reference(invitee: UUID) -> str:
+    """The reference of the grant that pays an invitee's inviter: one per invitee, ever."""
+    return f"invite:{invitee}:inviter"
+
+
+@dataclass(frozen=True)
+class RewardInviter:
+    """Pay ``invitee``'s inviter their reward, in one of their ``slots`` for ``day``.
+
+    True if this paid it; False if it was paid already (or the invitee has no inviter);
+    None if the inviter's rewards for ``day`` are all taken (a later charge of the invitee,
+    on another day, tries again). The grant and its slot are saved together: if another
+    reward took the slot meanwhile, the runner prepares this again, and it takes the next.
+    """
+
+    invitee: UUID
+    reward: Money
+    slots: int
+    day: str
+    idempotent: bool = False
+
+    def prepare(self, ctx: Context) -> Prepared:
+        invitee = _user(ctx, self.invitee)
+        reference = inviter_reward_reference(self.invitee)
+        if invitee.invited_by is None or _exists(ctx, Grant.create_id(reference)):
+            return Prepared([], False)
+        for slot in range(1, self.slots + 1):
+            if not _exists(ctx, RewardSlot.create_id(invitee.invited_by, self.day, slot)):
+                grant = Grant.give(reference, invitee.invited_by, self.reward, GrantReason.INVITE,
+                                   note=f"invited {invitee.username}")
+                taken = RewardSlot(inviter=invitee.invited_by, invitee=self.invitee, day=self.day, slot=slot)
+                return Prepared.of([grant, taken], True)
+        return Prepared([], None)
+
+
+def _exists(ctx: Context, aggregate_id: UUID) -> bool:
+    try:
+        ctx.get(aggregate_id)
+    except AggregateNotFoundError:
+        return False
+    return True
 
 
 def _user(ctx: Context, user_id: UUID) -> User:

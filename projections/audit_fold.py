@@ -40,6 +40,7 @@ class Fold:
     key_balances: Rows = field(default_factory=dict)  # proj_key_balances
     logs: Rows = field(default_factory=dict)  # proj_request_logs, by request id
     daily: Rows = field(default_factory=dict)  # proj_usage_daily, by (user, day, model)
+    hourly: Rows = field(default_factory=dict)  # proj_usage_hourly, by (user, hour, model)
     duplicate_charges: list[str] = field(default_factory=list)
 
     def apply(self, position: int, event: Any) -> None:
@@ -129,18 +130,20 @@ class Fold:
             "cost": cost, "latency_ms": event.latency_ms, "status": event.status,
             "usage_source": event.usage_source, "created_at": requested,
         }
-        day = self.daily.setdefault(
-            (event.user_id, requested.date().isoformat(), event.model),
-            {"requests": 0, "failed": 0, "prompt_tokens": 0, "completion_tokens": 0, "cache_read_tokens": 0,
-             "cache_write_tokens": 0, "cost": _ZERO},
-        )
-        day["requests"] += 1
-        day["failed"] += event.status != RequestStatus.SUCCESS.value
-        day["prompt_tokens"] += event.input_tokens + event.cache_read_tokens + event.cache_write_tokens
-        day["completion_tokens"] += event.output_tokens
-        day["cache_read_tokens"] += event.cache_read_tokens
-        day["cache_write_tokens"] += event.cache_write_tokens
-        self._add(day, "cost", cost)
+        for buckets, bucket in ((self.daily, requested.date().isoformat()),
+                                (self.hourly, requested.strftime("%Y-%m-%dT%H:00:00Z"))):
+            row = buckets.setdefault(
+                (event.user_id, bucket, event.model),
+                {"requests": 0, "failed": 0, "prompt_tokens": 0, "completion_tokens": 0, "cache_read_tokens": 0,
+                 "cache_write_tokens": 0, "cost": _ZERO},
+            )
+            row["requests"] += 1
+            row["failed"] += event.status != RequestStatus.SUCCESS.value
+            row["prompt_tokens"] += event.input_tokens + event.cache_read_tokens + event.cache_write_tokens
+            row["completion_tokens"] += event.output_tokens
+            row["cache_read_tokens"] += event.cache_read_tokens
+            row["cache_write_tokens"] += event.cache_write_tokens
+            self._add(row, "cost", cost)
 
 
 def _limits(event: Any) -> dict[str, Any]:

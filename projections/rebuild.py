@@ -48,7 +48,7 @@ def rebuild(
             projection.apply(Target(db, cur, tables, fresh=True), batch)
 
     try:
-        ensure_tracking(db, conn, projections)
+        ensure_tracking(db, conn, [p.name for p in projections])
         with db.transaction(conn) as cur:
             for projection, tables in zip(projections, fresh, strict=True):
                 projection.create(db, cur, tables, generation)

@@ -3,7 +3,8 @@
 Every column of every table TokenSea derives from the events is compared exactly: the
 ledger's index tables (``ts_users``, ``ts_keys``, whose ``held`` must equal the sum of
 their holds) and the read models (balances per user and key, ``last_used_at``
-included; the request log, all of its columns; daily usage with every token kind).
+included; the request log, all of its columns; daily and hourly usage with every token
+kind).
 Missing and extra rows are reported too. Each difference names the table, the row, the
 column, what the events say and what was found.
 
@@ -145,6 +146,8 @@ def _verify(db: Database, events: EventLog, cur: Any, diff: Diff, progress: Call
                  _rows(cur, db, "proj_request_logs", ("request_id",), _LOGS))
     diff.compare("proj_usage_daily", folds.get("daily_usage", fold).daily,
                  _rows(cur, db, "proj_usage_daily", ("user_id", "day", "model"), _DAILY))
+    diff.compare("proj_usage_hourly", folds.get("hourly_usage", fold).hourly,
+                 _rows(cur, db, "proj_usage_hourly", ("user_id", "hour", "model"), _DAILY))
 
 
 def _check_index(db: Database, cur: Any, fold: Fold, diff: Diff) -> None:

@@ -43,6 +43,8 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                                             "created_at")),
     "proj_usage_daily": (("user_id", "day", "model"), ("requests", "failed", "prompt_tokens", "completion_tokens",
                                                         "cache_read_tokens", "cache_write_tokens", "cost")),
+    "proj_usage_hourly": (("user_id", "hour", "model"), ("requests", "failed", "prompt_tokens", "completion_tokens",
+                                                          "cache_read_tokens", "cache_write_tokens", "cost")),
 }
 _MONEY = {"granted", "used", "held", "quota", "cost"}
 _TIME = {"created_at", "expires_at", "last_used_at"}
