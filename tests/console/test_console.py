@@ -34,14 +34,14 @@ def sdk(gateway: Gateway, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0, timeout=30)
 
 
-def login(gateway: Gateway, username: str, password: str = "password1") -> tuple[str, dict]:
+def login(gateway: Gateway, username: str, password: str = "tide-pool-42") -> tuple[str, dict]:
     with gateway.client() as http:
         answer = http.post("/api/auth/login", json={"username": username, "password": password})
     assert answer.status_code == 200, answer.text
     return answer.json()["token"], answer.json()["user"]
 
 
-def sign_in(page: Page, username: str, password: str = "password1") -> None:
+def sign_in(page: Page, username: str, password: str = "tide-pool-42") -> None:
     page.goto("/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
@@ -321,7 +321,7 @@ def test_keyboard_only(console: Console, gateway: Gateway, unique: str) -> None:
     expect(page.get_by_label("Username")).to_be_focused()
     page.keyboard.type(unique)
     page.keyboard.press("Tab")
-    page.keyboard.type("password1")
+    page.keyboard.type("tide-pool-42")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
