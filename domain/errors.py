@@ -4,7 +4,8 @@
     ├── InvalidAmount        a money value that is a float, NaN, infinite or out of range
     ├── InvalidUsage         token counts that are negative, not integers, or of an unknown kind
     ├── InvalidPrice         a price or multiplier that is not a non-negative exact decimal
-    └── InvalidTransition    a command that the aggregate's state does not allow
+    ├── InvalidTransition    a command that the aggregate's state does not allow
+    └── NotEntitled          a user asks for what they do not hold (a plan)
 """
 
 
@@ -26,3 +27,7 @@ class InvalidPrice(DomainError):
 
 class InvalidTransition(DomainError):
     """A command that the aggregate's current state does not allow."""
+
+
+class NotEntitled(DomainError):
+    """A user asks for something they do not hold, such as a plan for a key."""

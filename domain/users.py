@@ -1,13 +1,20 @@
-"""The ``User`` aggregate: registration, profile, role, status and rate limits."""
+"""The ``User`` aggregate: registration, profile, role, status, rate limits and the
+plans held.
+
+Plans are entitlements: an admin assigns them (``PlansAssigned``, in the ledger like
+every other change), a key may be bound only to a plan its owner holds, and a key made
+without a plan gets the owner's default one (``plan_for_key``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import InvalidTransition
+from domain.errors import InvalidTransition, NotEntitled
 from domain.ids import user_id_for
 from domain.rates import Limits
 
@@ -50,6 +57,10 @@ class User(Aggregate):
         TOPIC = "tokensea.UserStatusChanged"
         status: str
 
+    class PlansAssigned(Aggregate.Event):
+        TOPIC = "tokensea.UserPlansAssigned"
+        plans: list[int]
+        default_plan: int | None
     class LimitsChanged(Aggregate.Event):
         TOPIC = "tokensea.UserLimitsChanged"
         rpm: int | None
@@ -82,6 +93,8 @@ class User(Aggregate):
         self.status = Status.ACTIVE.value
         self.invite_code = invite_code
         self.invited_by = invited_by
+        self.plans: list[int] = []
+        self.default_plan: int | None = None
 
     def change_profile(self, name: str | None = None, email: str | None = None) -> None:
         new_name = self.name if name is None else name
@@ -112,6 +125,29 @@ class User(Aggregate):
             raise InvalidTransition(f"unknown user status {status!r}")
         self.status = status
 
+    def assign_plans(self, plans: Sequence[int], default: int | None = None) -> None:
+        """Replace the plans the user holds; ``default`` (one of them, else the first)
+        is what a key made without a plan is bound to."""
+        held = list(dict.fromkeys(plans))  # in the order given, once each
+        if default is not None and default not in held:
+            raise InvalidTransition(f"the default plan {default} is not one of the plans assigned")
+        chosen = default if default is not None else (held[0] if held else None)
+        if (held, chosen) != (self.plans, self.default_plan):
+            self._plans_assigned(plans=held, default_plan=chosen)
+
+    @event(PlansAssigned)
+    def _plans_assigned(self, plans: list[int], default_plan: int | None) -> None:
+        self.plans = list(plans)
+        self.default_plan = default_plan
+
+    def plan_for_key(self, requested: int | None) -> int | None:
+        """The plan a new key of this user is bound to: the one asked for, if held
+        (admins may bind any), else the default plan (``None`` when none is held)."""
+        if requested is None:
+            return self.default_plan
+        if requested not in self.plans and self.role != Role.ADMIN.value:
+            raise NotEntitled(f"you do not hold plan {requested}; ask an administrator for it")
+        return requested
     def change_limits(self, limits: Limits) -> None:
         if limits != self.limits:
             self._limits_changed(rpm=limits.rpm, tpm=limits.tpm, max_concurrency=limits.max_concurrency)

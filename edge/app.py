@@ -20,9 +20,11 @@ from edge.relay import tokens
 from edge.relay.keys import KeyCache
 from edge.routes import accounts, admin, anthropic, console, models, openai, ops, plans, usage
 from edge.routes import tokens as token_routes
-from edge.security import LoginThrottle, Sessions, new_jwt_secret
+from edge.security import Sessions, new_jwt_secret
 from edge.services import Services
 from edge.settings import Settings
+from edge.supervisor import Supervisor
+from edge.throttle import Throttles
 from ledger import Database, Ledger
 from ledger.secrets import get_or_create
 from projections import process as projection_process
@@ -73,6 +75,10 @@ def setup_middleware(app: Sanic, settings: Settings) -> None:
 
     @app.on_response
     async def stamp(request: Request, response: HTTPResponse) -> None:
+        # Every answer: browsers must not guess a content type (a JSON error rendered as
+        # HTML), nor send our URLs (key ids, paths) to other sites as a referrer.
+        response.headers["x-content-type-options"] = "nosniff"
+        response.headers["referrer-policy"] = "no-referrer"
         request_id = getattr(request.ctx, "request_id", None)
         if request_id and "x-request-id" not in response.headers:
             response.headers["x-request-id"] = request_id
@@ -109,7 +115,16 @@ def setup_lifecycle(app: Sanic) -> None:
                     "configure_logs": configure_logs,
                     "report_lag": metrics.record_lag,
                 },
+                restartable=True,  # edge.supervisor replaces it if it dies
             )
+        app.ctx.supervisor = Supervisor(app.manager)
+        app.ctx.supervisor.start()
+
+    @app.main_process_stop
+    async def stop_supervising(app: Sanic) -> None:
+        supervisor: Supervisor | None = getattr(app.ctx, "supervisor", None)
+        if supervisor is not None:
+            supervisor.stop.set()
 
     @app.before_server_start
     async def open_services(app: Sanic) -> None:
@@ -141,11 +156,7 @@ def setup_lifecycle(app: Sanic) -> None:
             settings=settings,
             ledger=ledger,
             sessions=Sessions(secret, settings.jwt_ttl_days),
-            throttle=LoginThrottle(
-                settings.server.login_max_failures,
-                settings.server.login_max_failures_per_address,
-                settings.server.login_window_seconds,
-            ),
+            throttle=Throttles(settings.server, ledger),
             http=http,
             keys=KeyCache(ledger),
         )

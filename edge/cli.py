@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -72,7 +73,7 @@ def _say(record: dict[str, Any]) -> None:
 def serve(args: argparse.Namespace) -> int:
     from edge.metrics import prepare_multiprocess
 
-    prepare_multiprocess()  # before anything imports prometheus_client's value classes
+    made = prepare_multiprocess()  # before anything imports prometheus_client's value classes
     # Workers share one listening socket; by default an event loop that wakes up takes
     # every pending connection, so a burst of connections can all land on one worker.
     # One accept per wake-up lets the others take their share (read by libuv/uvloop).
@@ -96,7 +97,11 @@ def serve(args: argparse.Namespace) -> int:
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(host=args.host, port=args.port, workers=args.workers, access_log=False, motd=False)
-    Sanic.serve(primary=app, app_loader=loader)
+    try:
+        Sanic.serve(primary=app, app_loader=loader)
+    finally:  # the workers are gone: nothing writes there any more
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
     return EXIT_OK
 
 
@@ -125,13 +130,17 @@ def _ledger(settings: Settings) -> Any:
 
 def create_user(args: argparse.Namespace) -> int:
     from domain.users import Role
+    from edge.passwords import weakness
     from edge.security import hash_password
     from ledger import Conflict, commands
 
     settings = _settings(args)
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else ""
-    if len(password) < 6:
-        raise Failure("a password of at least 6 characters is required on stdin (--password-stdin)", EXIT_USAGE)
+    if not password:
+        raise Failure("a password is required on stdin (--password-stdin)", EXIT_USAGE)
+    refused = weakness(password, args.username)
+    if refused:
+        raise Failure(f"password: {refused}", EXIT_USAGE)
     ledger = _ledger(settings)
     try:
         user_id = ledger.run(
@@ -154,24 +163,55 @@ def create_user(args: argparse.Namespace) -> int:
 
 
 def grant(args: argparse.Namespace) -> int:
+    from domain.errors import InvalidAmount
     from domain.grants import GrantReason
     from domain.money import Money
+    from edge import grants
     from ledger import commands
 
     settings = _settings(args)
-    amount = Money.parse(args.cents, allow_zero=False)
+    try:
+        amount = Money.parse(args.cents, allow_zero=False)
+    except InvalidAmount as exc:
+        raise Failure(f"CENTS: {exc}", EXIT_USAGE) from None
     ledger = _ledger(settings)
     try:
         user = ledger.read(lambda q: q.user_by_username(args.username))
         if user is None:
             raise Failure(f"no user named {args.username!r}", EXIT_USAGE)
         reference = f"admin:{user['user_id']}:{args.reference or uuid.uuid4().hex}"
-        recorded = ledger.run(
-            commands.GrantQuota(user["user_id"], amount, GrantReason.ADMIN, args.reason or "granted with the CLI", reference)
-        )
+        note = args.reason or "granted with the CLI"
+        recorded = ledger.run(commands.GrantQuota(user["user_id"], amount, GrantReason.ADMIN, note, reference))
+        first = None if recorded else grants.recorded(ledger, reference)
     finally:
         ledger.close()
+    if first is not None and not first.same_as(user["user_id"], amount, note):
+        raise Failure(f"--reference {args.reference!r} was used for a different grant: {json.dumps(first.view())}",
+                      EXIT_FOUND)
     _say({"username": args.username, "amount": str(amount), "recorded": bool(recorded)})
+    return EXIT_OK
+
+
+def assign_plans(args: argparse.Namespace) -> int:
+    from edge.entitlements import held_now, known_plans
+    from edge.errors import Problem
+    from ledger import commands
+
+    settings = _settings(args)
+    try:
+        plans = known_plans(settings.catalogue, args.plans, args.default, "PLAN", "--default")
+    except Problem as exc:
+        raise Failure(exc.message, EXIT_USAGE) from None
+    ledger = _ledger(settings)
+    try:
+        user = ledger.read(lambda q: q.user_by_username(args.username))
+        if user is None:
+            raise Failure(f"no user named {args.username!r}", EXIT_USAGE)
+        ledger.run(commands.AdministerUser(user["user_id"], None, None, plans=plans, default_plan=args.default))
+        held = held_now(ledger, user["user_id"])
+    finally:
+        ledger.close()
+    _say({"username": args.username, "plans": list(held.plans), "defaultPlan": held.default})
     return EXIT_OK
 
 
@@ -302,6 +342,12 @@ def parser() -> argparse.ArgumentParser:
     give.add_argument("--reason", default="")
     give.add_argument("--reference", help="an idempotency reference: the same one grants once")
     give.set_defaults(handler=grant)
+
+    entitle = admin.add_parser("plans", help="set the plans a user holds (none: take them all away)")
+    entitle.add_argument("username")
+    entitle.add_argument("plans", nargs="*", type=int, metavar="PLAN", help="plan ids from the configuration")
+    entitle.add_argument("--default", type=int, help="the plan of keys made without one (default: the first)")
+    entitle.set_defaults(handler=assign_plans)
 
     views = commands.add_parser("projections", help="read models").add_subparsers(dest="action", required=True)
     views.add_parser("run", help="follow the ledger and run scheduled rebuilds").set_defaults(handler=projections_run)

@@ -2,6 +2,7 @@
 
     Problem (status, code, message)   raised by handlers, or mapped from:
     ├── pydantic.ValidationError      → 400 invalid_request
+    ├── domain.errors.NotEntitled     → 403 forbidden (a plan the user does not hold)
     ├── domain.errors.DomainError     → 400 invalid_request
     ├── ledger NotFound / Conflict    → 404 / 409
     ├── ledger InvalidValue           → 400 invalid_request
@@ -27,7 +28,7 @@ from pydantic import ValidationError
 from sanic import HTTPResponse, Request
 from sanic import exceptions as sanic_errors
 
-from domain.errors import DomainError
+from domain.errors import DomainError, NotEntitled
 from ledger import Conflict, InvalidValue, LedgerUnavailable, NotFound, Refused
 
 log = logging.getLogger("tokensea.errors")
@@ -45,6 +46,7 @@ class Problem(Exception):
     code: str
     message: str
     param: str | None = None
+    headers: dict[str, str] | None = None  # e.g. Retry-After on a 429
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}"
@@ -132,6 +134,8 @@ def to_problem(exc: BaseException) -> Problem:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         return Problem(400, "invalid_request", f"{where}: {first['msg']}", param=where)
+    if isinstance(exc, NotEntitled):
+        return Problem(403, "forbidden", str(exc))
     if isinstance(exc, DomainError):
         return Problem(400, "invalid_request", str(exc))
     if isinstance(exc, Refused):
@@ -184,7 +188,7 @@ async def handle(request: Request, exc: Exception) -> HTTPResponse:
     problem = to_problem(exc)
     if problem.status >= 500 and not isinstance(exc, Problem | LedgerUnavailable):
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(problem.headers or {})
     if isinstance(exc, sanic_errors.MethodNotAllowed):
         headers["allow"] = _allowed(request)  # RFC 9110 requires it
     request_id = getattr(request.ctx, "request_id", None) if hasattr(request, "ctx") else None

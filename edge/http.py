@@ -10,6 +10,7 @@ import orjson
 from pydantic import BaseModel
 from sanic import HTTPResponse, Request
 
+from domain.money import ScientificNumber
 from edge.errors import Problem
 
 M = TypeVar("M", bound=BaseModel)
@@ -23,7 +24,7 @@ def read_json(request: Request) -> Any:
     if not raw:
         raise Problem(400, "invalid_request", "a JSON body is required")
     try:
-        data = json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
+        data = json.loads(raw, parse_float=_exact_number, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise Problem(400, "invalid_request", "the body is not valid JSON") from None
     if _has_nul(data):  # PostgreSQL text cannot hold NUL; say so instead of failing later
@@ -47,6 +48,12 @@ def query(request: Request, name: str) -> str | None:
     if value is not None and "\x00" in value:
         raise Problem(400, "invalid_request", f"{name} may not contain NUL characters", param=name)
     return value
+
+
+def _exact_number(text: str) -> Decimal:
+    """A JSON number with a fraction or an exponent, exact; the exponent form is marked,
+    because an amount must be written plainly (``domain.money.parse_amount``)."""
+    return ScientificNumber(text) if "e" in text or "E" in text else Decimal(text)
 
 
 def _refuse_constant(name: str) -> Any:

@@ -3,14 +3,18 @@
 ``tokensea serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the
 workers start; each process then writes its samples to its own memory-mapped files and
 ``/metrics`` sums them (prometheus-client's multiprocess mode). Without that variable
-(tests, tools) the metrics live in the process's default registry.
+(tests, tools) the metrics live in the process's default registry. A directory made in
+the temp dir is removed when the server stops, and one left by a killed server of this
+host is removed at the next start.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 import time
 from functools import lru_cache
@@ -19,7 +23,7 @@ from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    CollectorRegistry,
+    REGISTRY,
     Counter,
     Gauge,
     Histogram,
@@ -95,15 +99,54 @@ def record_lag(projection: str, seconds: float) -> None:
     child(PROJECTION_LAG, projection).set(seconds)
 
 
-def prepare_multiprocess() -> None:
-    """Called once by ``tokensea serve`` before any worker exists: a fresh metrics directory."""
+def prepare_multiprocess() -> Path | None:
+    """Called once by ``tokensea serve`` before any worker exists: a fresh metrics
+    directory. Returns the one it made in the temp dir (the caller removes it at
+    shutdown), or None when ``PROMETHEUS_MULTIPROC_DIR`` names the operator's own."""
     chosen = os.environ.get(MULTIPROC_ENV)
     if chosen:
         path = Path(chosen)
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True, exist_ok=True)
-    else:
-        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="tokensea-metrics-")
+        return None
+    temp = Path(tempfile.gettempdir())
+    for stale in stale_directories(temp):
+        shutil.rmtree(stale, ignore_errors=True)
+    made = Path(tempfile.mkdtemp(prefix=f"{_owner_prefix()}{os.getpid()}-", dir=temp))
+    os.environ[MULTIPROC_ENV] = str(made)
+    return made
+
+
+def _owner_prefix() -> str:
+    """``tokensea-metrics-<host>-``: a folder names its host and its server's pid, so a
+    later start can tell a dead server's folder from a live one's."""
+    host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
+    return f"tokensea-metrics-{host}-"
+
+
+def stale_directories(temp: Path) -> list[Path]:
+    """Metrics folders of this host's servers that are no longer running (the server was
+    killed before it could remove its own). A folder whose pid is alive, or that another
+    host or an older release made, is left alone."""
+    prefix = _owner_prefix()
+    stale = []
+    for candidate in temp.glob(f"{prefix}*"):
+        pid_text = candidate.name[len(prefix):].partition("-")[0]
+        if candidate.is_dir() and pid_text.isdigit() and not _alive(int(pid_text)):
+            stale.append(candidate)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def record_batch(lane: str, size: int, seconds: float) -> None:
@@ -111,9 +154,25 @@ def record_batch(lane: str, size: int, seconds: float) -> None:
     child(LEDGER_COMMIT, lane).observe(seconds)
 
 
-def exposition() -> tuple[bytes, str]:
+class _Without:
+    """A collector's families less those named: what an unauthenticated scrape may see."""
+
+    def __init__(self, inner: Any, hidden: frozenset[str]) -> None:
+        self._inner = inner
+        self._hidden = hidden
+
+    def collect(self) -> Any:
+        return (family for family in self._inner.collect() if family.name not in self._hidden)
+
+
+# Cents billed per model are the operator's revenue: shown only behind a metrics token.
+PRIVATE = frozenset({"tokensea_cost_cents"})
+
+
+def exposition(*, private: bool = False) -> tuple[bytes, str]:
+    """The metrics, summed across processes; ``private`` series only when asked for."""
     if os.environ.get(MULTIPROC_ENV):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        source: Any = multiprocess.MultiProcessCollector(None)
+    else:
+        source = REGISTRY
+    return generate_latest(source if private else _Without(source, PRIVATE)), CONTENT_TYPE_LATEST

@@ -83,7 +83,8 @@ SCHEMAS: dict[str, Any] = {
     "Plan": {
         "type": "object",
         "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
-                       "models": {"type": "array", "items": {"type": "string"}}, "priceMultiplier": MONEY},
+                       "models": {"type": "array", "items": {"type": "string"}}, "priceMultiplier": MONEY,
+                       "default": {"type": "boolean", "description": "the plan of the caller's keys made without one"}},
     },
 }
 
@@ -128,7 +129,7 @@ def document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/auth/register": {"post": {"summary": "Register", "tags": ["auth"], "requestBody": _body(Register),
             "responses": _answer({"type": "object", "properties": {"user": _ref("User"), "token": {"type": "string"}}},
-                                 "Created: the user and a session token", 400, 409)}},
+                                 "Created: the user and a session token", 400, 409, 429)}},
         "/api/auth/login": {"post": {"summary": "Log in", "tags": ["auth"], "requestBody": _body(Login),
             "responses": _answer({"type": "object", "properties": {"token": {"type": "string"}, "expiresAt": TIMESTAMP,
                                                                     "user": _ref("User")}},
@@ -147,7 +148,7 @@ def document() -> dict[str, Any]:
             "post": {"summary": "Create an API key (the secret is shown once)", "tags": ["keys"], "security": SESSION,
                      "requestBody": _body(CreateKey),
                      "responses": _answer({"type": "object", "properties": {"apiKey": _ref("ApiKey"), "key": {"type": "string"}}},
-                                          "Created: the key and its secret", 400, 401)},
+                                          "Created: the key and its secret", 400, 401, 403)},
         },
         "/api/tokens/{id}": {
             "patch": {"summary": "Change a key", "tags": ["keys"], "security": SESSION, "parameters": [KEY_ID],
@@ -167,7 +168,8 @@ def document() -> dict[str, Any]:
         "/api/usage/stats": {"get": {"summary": "Usage totals and breakdowns", "tags": ["usage"], "security": SESSION,
             "parameters": [{"name": "period", "in": "query", "schema": {"enum": ["24h", "7d", "30d"], "default": "7d"}}],
             "responses": _answer(_ref("Stats"), "Totals, by day and by model", 400, 401)}},
-        "/api/plans": {"get": {"summary": "The configured plans", "tags": ["plans"], "security": SESSION,
+        "/api/plans": {"get": {"summary": "The plans the caller holds (admins: every plan)", "tags": ["plans"],
+            "security": SESSION,
             "responses": _answer({"type": "array", "items": _ref("Plan")}, "Plans", 401)}},
         "/api/models": {"get": {"summary": "The model catalogue with unit prices", "tags": ["models"],
             "security": SESSION, "responses": _answer({"type": "array", "items": _ref("Model")}, "Models", 401)}},
@@ -176,12 +178,12 @@ def document() -> dict[str, Any]:
             "parameters": [*PAGING, {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 64},
                                      "description": "case-insensitive text in the username, name or email"}],
             "responses": _answer(_page_of("User"), "A page of users", 400, 401, 403)}},
-        "/api/admin/users/{id}": {"patch": {"summary": "Change a user's status or role (admins)", "tags": ["admin"],
+        "/api/admin/users/{id}": {"patch": {"summary": "Change a user's status, role or plans (admins)", "tags": ["admin"],
             "security": SESSION, "parameters": [USER_ID], "requestBody": _body(AdministerUser),
             "responses": _answer(_ref("User"), "The user", 400, 401, 403, 404)}},
         "/api/admin/users/{id}/grants": {"post": {"summary": "Grant quota (admins); Idempotency-Key makes retries count once",
             "tags": ["admin"], "security": SESSION, "parameters": [USER_ID], "requestBody": _body(GrantBody),
-            "responses": _answer({"type": "object"}, "Created: the grant", 400, 401, 403, 404)}},
+            "responses": _answer({"type": "object"}, "Created: the grant", 400, 401, 403, 404, 409)}},
         "/v1/chat/completions": {"post": {"summary": "OpenAI Chat Completions (any model; see the README)",
             "tags": ["models"], "security": [{"apiKey": []}], "requestBody": {"required": True, **ANY_JSON},
             "responses": {"200": {"description": "A completion, or an SSE stream", **ANY_JSON}}}},

@@ -1,4 +1,4 @@
-"""Passwords, sessions (JWT), API keys and login throttling.
+"""Passwords, sessions (JWT) and API keys (login throttling: ``edge.throttle``).
 
 - Passwords: bcrypt at cost 12 over a SHA-256 of the password (bcrypt reads only 72
   bytes; the digest makes every byte count). Checks run off the event loop, and an
@@ -17,9 +17,6 @@ import functools
 import hashlib
 import secrets
 import string
-import threading
-import time
-from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
@@ -98,45 +95,3 @@ class Sessions:
             raise Problem(401, "unauthorized", "the session has expired; log in again") from None
         except (jwt.PyJWTError, ValueError):
             raise Problem(401, "unauthorized", "invalid session token") from None
-
-
-class LoginThrottle:
-    """Failed logins per username and per client address, in a sliding window.
-
-    An address gets a larger allowance than a username (many users can share one
-    address behind a NAT). Per worker process: with N workers an attacker gets at most
-    N× the allowance, still a handful of guesses per window against bcrypt at cost 12.
-    """
-
-    def __init__(self, per_user: int, per_address: int, window_seconds: float) -> None:
-        self._limits = {"user": per_user, "addr": per_address}
-        self._window = window_seconds
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, subject: str, now: float) -> deque[float]:
-        failures = self._failures.setdefault(subject, deque())
-        while failures and failures[0] <= now - self._window:
-            failures.popleft()
-        return failures
-
-    def check(self, *subjects: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for subject in subjects:
-                failures = self._recent(subject, now)
-                if len(failures) >= self._limits[subject.partition(":")[0]]:
-                    retry = int(failures[0] + self._window - now) + 1
-                    raise Problem(429, "rate_limited", f"too many failed logins; try again in {retry} s")
-
-    def failed(self, *subjects: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for subject in subjects:
-                self._recent(subject, now).append(now)
-            if len(self._failures) > 100_000:  # bound memory under a spray of usernames
-                self._failures = {k: v for k, v in self._failures.items() if v}
-
-    def succeeded(self, subject: str) -> None:
-        with self._lock:
-            self._failures.pop(subject, None)

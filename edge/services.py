@@ -11,8 +11,9 @@ from typing import Any
 import aiohttp
 
 from edge.relay.keys import KeyCache
-from edge.security import LoginThrottle, Sessions
+from edge.security import Sessions
 from edge.settings import Settings
+from edge.throttle import Throttles
 from ledger import Ledger
 
 log = logging.getLogger("tokensea")
@@ -23,7 +24,7 @@ class Services:
     settings: Settings
     ledger: Ledger
     sessions: Sessions
-    throttle: LoginThrottle
+    throttle: Throttles
     http: aiohttp.ClientSession
     keys: KeyCache
     background: set[asyncio.Task[Any]] = field(default_factory=set)

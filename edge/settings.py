@@ -4,7 +4,7 @@ and the database's address. Nothing else in TokenSea reads the environment.
 The file is ``--config``, else ``TOKENSEA_CONFIG``, else ``./tokensea.toml`` if it
 exists, else built-in defaults. Secrets never come from the file: provider keys are
 read from the environment variables the providers name, the JWT secret from
-``TOKENSEA_JWT_SECRET``. Every key is validated; a bad file stops start-up with a
+``TOKENSEA_JWT_SECRET``, the token that guards ``/metrics`` from ``TOKENSEA_METRICS_TOKEN``. Every key is validated; a bad file stops start-up with a
 message that names the key.
 """
 
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from domain.catalogue import Catalogue, Model, Plan, Protocol, Provider, Route
 from domain.errors import DomainError
-from domain.money import Money, to_decimal
+from domain.money import Money, format_decimal, parse_amount
 from domain.pricing import Price, multiplier_of
 from edge import catalogue as builtin
 from ledger.database import DEFAULT_URL
@@ -34,7 +34,7 @@ class SettingsError(ValueError):
 def _exact(value: Any) -> str:
     if isinstance(value, float):
         raise ValueError("write amounts as strings or integers (e.g. \"0.5\"), not floats")
-    return str(to_decimal(value))
+    return format_decimal(parse_amount(value))  # the same plain shape as amounts sent to the API
 
 
 class _Strict(BaseModel):
@@ -92,6 +92,9 @@ class ServerConfig(_Strict):
     login_max_failures: int = Field(default=5, gt=0)
     login_max_failures_per_address: int = Field(default=50, gt=0)
     login_window_seconds: int = Field(default=300, gt=0)
+    login_max_delay_seconds: float = Field(default=30.0, gt=0, le=300)
+    register_max_per_address: int = Field(default=20, gt=0)
+    register_window_seconds: int = Field(default=3600, gt=0)
 
 
 class ProjectionsConfig(_Strict):
@@ -141,6 +144,7 @@ class Settings:
     source: str = "built-in defaults"
     provider_keys: dict[str, str] = field(default_factory=dict, repr=False)
     jwt_secret: str = field(default="", repr=False)  # TOKENSEA_JWT_SECRET; empty: one is kept in the database
+    metrics_token: str = field(default="", repr=False)  # TOKENSEA_METRICS_TOKEN: guards /metrics
 
     @property
     def max_body_bytes(self) -> int:
@@ -192,6 +196,7 @@ def load(explicit: str | None = None, *, database_url: str | None = None) -> Set
             p.name: os.environ.get(p.api_key_env, "") for p in catalogue.providers.values()
         },
         jwt_secret=os.environ.get("TOKENSEA_JWT_SECRET", ""),
+        metrics_token=os.environ.get("TOKENSEA_METRICS_TOKEN", ""),
     )
 
 

@@ -166,10 +166,14 @@ class ChangeProfile:
 
 @dataclass(frozen=True)
 class AdministerUser:
+    """Change a user's status, role, limits or plans (None: leave it as it is)."""
+
     user_id: UUID
     status: Status | None
     role: Role | None
     limits: Limits | None = None  # None: leave them as they are
+    plans: tuple[int, ...] | None = None
+    default_plan: int | None = None
     idempotent: bool = False
 
     def prepare(self, ctx: Context) -> Prepared:
@@ -178,6 +182,8 @@ class AdministerUser:
             user.change_status(self.status)
         if self.role is not None:
             user.change_role(self.role)
+        if self.plans is not None:
+            user.assign_plans(self.plans, self.default_plan)
         if self.limits is not None:
             user.change_limits(self.limits)
         return Prepared.of([user], user.id)
@@ -214,7 +220,7 @@ class CreateKey:
     idempotent: bool = False
 
     def prepare(self, ctx: Context) -> Prepared:
-        _user(ctx, self.user_id)
+        owner = _user(ctx, self.user_id)
         key = ApiKey(
             user_id=self.user_id,
             name=self.name,
@@ -222,7 +228,7 @@ class CreateKey:
             prefix=self.prefix,
             quota=self.quota,
             models=self.models,
-            plan_id=self.plan_id,
+            plan_id=owner.plan_for_key(self.plan_id),  # only a plan the owner holds (NotEntitled)
             expires_at=self.expires_at,
         )
         if self.limits is not None:

@@ -90,6 +90,8 @@ price_multiplier = "0.5"
 
 [server]
 login_max_failures = 3
+login_max_failures_per_address = 10000  # every test logs in from 127.0.0.1
+register_max_per_address = 100000  # and registers from there
 cors_origins = ["https://app.example"]
 {extra}
 """
@@ -154,7 +156,7 @@ class Gateway:
 
     # -- accounts ---------------------------------------------------------------------
 
-    def register(self, username: str, password: str = "password1", **extra: Any) -> tuple[str, dict[str, Any]]:
+    def register(self, username: str, password: str = "tide-pool-42", **extra: Any) -> tuple[str, dict[str, Any]]:
         with self.client() as http:
             answer = http.post("/api/auth/register", json={"username": username, "password": password, **extra})
         assert answer.status_code == 201, answer.text
@@ -176,6 +178,12 @@ class Gateway:
             answer = http.post(f"/api/admin/users/{user_id}/grants", json={"amount": str(cents), "reason": "test"})
         assert answer.status_code == 201, answer.text
 
+    def entitle(self, user_id: str, *plans: int) -> None:
+        """Give the user these plans (a key binds only to a plan its owner holds)."""
+        with self.client(self.admin) as http:
+            answer = http.patch(f"/api/admin/users/{user_id}", json={"plans": list(plans)})
+        assert answer.status_code == 200, answer.text
+
     def key(self, token: str, **fields: Any) -> tuple[str, dict[str, Any]]:
         with self.client(token) as http:
             answer = http.post("/api/tokens", json={"name": fields.pop("name", "key"), **fields})
@@ -191,6 +199,8 @@ class Gateway:
     def funded(self, name: str, cents: str | int = "1000", **key_fields: Any) -> tuple[str, str, dict[str, Any]]:
         """A user with ``cents`` of quota (visible to model calls) and a key: (session, key, user)."""
         token, user = self.register(name)
+        if key_fields.get("planId") is not None:
+            self.entitle(user["id"], key_fields["planId"])
         self.grant(user["id"], cents)
         wait_until(lambda: Decimal(self.me(token)["quota"]) >= Decimal(str(cents)))
         key, _ = self.key(token, **key_fields)
@@ -202,9 +212,9 @@ class Gateway:
 
 
 def start(database_url: str, fake: FakeUpstream, directory: Path, *, workers: int = 1, extra: str = "",
-          env: dict[str, str] | None = None) -> Gateway:
+          env: dict[str, str] | None = None, config: str = CONFIG) -> Gateway:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "tokensea.toml").write_text(CONFIG.format(fake=fake.url, fake_by_name=fake.url.replace("127.0.0.1", "localhost"), extra=extra))
+    (directory / "tokensea.toml").write_text(config.format(fake=fake.url, fake_by_name=fake.url.replace("127.0.0.1", "localhost"), extra=extra))
     port = free_port()
     environment = {
         **os.environ,

@@ -165,7 +165,8 @@ async def _open(call: Call) -> tuple[Route, Adapter, aiohttp.ClientResponse]:
             log.warning("request %s: %s; retrying on the next route", call.request_id, exc)
     assert last is not None
     call.meter.settle(call.attempts[0].route, TokenUsage(), RequestStatus.ERROR, UsageSource.UPSTREAM, last.message)
-    raise Problem(last.status, last.code, last.message)
+    headers = {"retry-after": str(last.retry_after)} if last.retry_after is not None else None
+    raise Problem(last.status, last.code, last.message, headers=headers)
 
 
 async def _whole(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.ClientResponse) -> HTTPResponse:

@@ -3,13 +3,17 @@
 Failures before the answer starts are ``UpstreamError``s, marked retryable when another
 provider might do better (429, 5xx, 529, timeouts, refused connections, rejected
 credentials); the relay then tries the model's next route once. A provider's own
-verdict on a bad request (400, 413, 422) is passed to the client as theirs.
+verdict on a bad request (400, 413, 422) is passed to the client as theirs, and so is a
+rate limit (429, with the provider's Retry-After) once no route could take the call.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -30,6 +34,7 @@ class UpstreamError(Exception):
     code: str
     message: str
     retryable: bool
+    retry_after: int | None = None  # seconds, from a rate-limited provider's Retry-After
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}"
@@ -123,5 +128,27 @@ async def open_call(
     if status in (408, 504):
         raise UpstreamError(504, "upstream_timeout", f"'{provider.name}' timed out ({status})", True)
     # The provider's own text stays in our logs: it can name accounts or organizations.
-    return_code = "upstream_overloaded" if status in (429, 529) else "upstream_error"
+    if status == 429:  # the client should wait and retry, as the provider asks: not a gateway failure
+        raise UpstreamError(429, "upstream_rate_limited", f"the provider '{provider.name}' is rate limiting requests; "
+                            "retry later", True, retry_after(response.headers.get("retry-after")))
+    return_code = "upstream_overloaded" if status == 529 else "upstream_error"
     raise UpstreamError(502, return_code, f"the provider '{provider.name}' failed with status {status}", True)
+
+
+def retry_after(value: str | None, now: float | None = None) -> int | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None if it
+    is absent or not one of those; bounded to a day, so no nonsense is passed on."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        seconds = int(text[:9])
+    else:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = math.ceil(when.timestamp() - (time.time() if now is None else now))
+    return min(max(seconds, 0), 86_400)

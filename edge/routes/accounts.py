@@ -6,11 +6,11 @@ import asyncio
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sanic import Blueprint, HTTPResponse, Request
 
 from domain.users import Role
-from edge import views
+from edge import passwords, views
 from edge.auth import current_user, services
 from edge.errors import Problem
 from edge.http import parse, respond
@@ -39,7 +39,7 @@ def _email(value: str | None) -> str | None:
 
 class Register(_Body):
     username: str
-    password: str = Field(min_length=6, max_length=1024)
+    password: str = Field(min_length=passwords.MIN_LENGTH, max_length=passwords.MAX_LENGTH)
     email: str | None = None
     inviteCode: str | None = Field(default=None, max_length=32)
 
@@ -48,6 +48,14 @@ class Register(_Body):
     def _username(cls, value: str) -> str:
         if not USERNAME.match(value):
             raise ValueError("3 to 32 letters or digits")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _strong_enough(cls, value: str, info: ValidationInfo) -> str:
+        weakness = passwords.weakness(value, info.data.get("username", ""))
+        if weakness:
+            raise ValueError(weakness)
         return value
 
     @field_validator("email")
@@ -71,6 +79,11 @@ class Profile(_Body):
         return _email(value)
 
 
+def client_address(request: Request) -> str:
+    """The client's address: from the trusted proxies' headers (``proxies_count``), else the peer."""
+    return request.remote_addr or request.ip
+
+
 async def profile(request: Request, user: dict[str, Any]) -> dict[str, Any]:
     balance = await services(request).ledger.aread(lambda q: ProjectionQueries(q.db, q.conn).user_balance(user["user_id"]))
     return views.user(user, balance)
@@ -80,6 +93,7 @@ async def profile(request: Request, user: dict[str, Any]) -> dict[str, Any]:
 async def register(request: Request) -> HTTPResponse:
     body = parse(request, Register)
     svc = services(request)
+    await svc.throttle.registration(client_address(request))  # before the bcrypt hash it would cost
     password_hash = await asyncio.to_thread(hash_password, body.password)
     try:
         user_id = await svc.ledger.arun(
@@ -109,16 +123,14 @@ async def register(request: Request) -> HTTPResponse:
 async def login(request: Request) -> HTTPResponse:
     body = parse(request, Login)
     svc = services(request)
-    subjects = (f"user:{body.username.lower()}", f"addr:{request.remote_addr or request.ip}")
-    svc.throttle.check(*subjects)
+    attempt = await svc.throttle.login_started(body.username, client_address(request))  # counted before the check
     user = await svc.ledger.aread(lambda q: q.user_by_username(body.username))
     valid = await asyncio.to_thread(check_password, body.password, user["password_hash"] if user else None)
     if not valid or user is None:
-        svc.throttle.failed(*subjects)
         raise Problem(401, "unauthorized", "wrong username or password")
+    await svc.throttle.login_succeeded(attempt)
     if user["status"] != "active":
         raise Problem(403, "forbidden", "this account is disabled")
-    svc.throttle.succeeded(subjects[0])
     token, expires = svc.sessions.issue(user["user_id"])
     return respond({"token": token, "expiresAt": expires.isoformat(), "user": await profile(request, user)})
 

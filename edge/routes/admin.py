@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from sanic import Blueprint, HTTPResponse, Request
 
-from domain.grants import GrantReason
+from domain.grants import Grant, GrantReason
 from domain.money import Money
 from domain.users import Role, Status
-from edge import views
+from edge import entitlements, grants, views
 from edge.auth import current_admin, services
 from edge.errors import Problem
 from edge.http import page, parse, query, respond
@@ -27,6 +28,8 @@ class AdministerUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Status | None = None
     role: Role | None = None
+    plans: list[StrictInt] | None = Field(default=None, max_length=entitlements.MAX_PLANS)  # replaces them
+    defaultPlan: StrictInt | None = None  # one of plans (default: the first)
 
 
 class GrantBody(BaseModel):
@@ -107,12 +110,20 @@ async def administer(request: Request, user_id: str) -> HTTPResponse:
     await current_admin(request)
     body = parse(request, AdministerUser)
     target = _user_id(user_id)
+    svc = services(request)
+    plans: tuple[int, ...] | None = None
+    if body.plans is not None:
+        plans = entitlements.known_plans(svc.settings.catalogue, body.plans, body.defaultPlan)
+    elif body.defaultPlan is not None:
+        raise Problem(400, "invalid_request", "defaultPlan: send it with plans", param="defaultPlan")
     try:
-        await services(request).ledger.arun(commands.AdministerUser(target, body.status, body.role))
+        await svc.ledger.arun(commands.AdministerUser(target, body.status, body.role, plans=plans, default_plan=body.defaultPlan))
     except NotFound:
         raise Problem(404, "not_found", "no such user") from None
-    services(request).keys.forget_user(target)
-    return respond(await _user_view(request, target))
+    svc.keys.forget_user(target)
+    view = await _user_view(request, target)
+    held = await entitlements.held(svc.ledger, target)
+    return respond({**view, "plans": list(held.plans), "defaultPlan": held.default})
 
 
 @blueprint.post("/users/<user_id:str>/grants")
@@ -120,17 +131,26 @@ async def grant(request: Request, user_id: str) -> HTTPResponse:
     admin = await current_admin(request)
     body = parse(request, GrantBody)
     target = _user_id(user_id)
-    # An Idempotency-Key header makes a retried grant count once.
-    idempotency = request.headers.get("idempotency-key", "")[:200] or uuid.uuid4().hex
+    # An Idempotency-Key header makes a retried grant count once (edge.grants).
+    idempotency = request.headers.get("idempotency-key")
+    if idempotency is not None and not 0 < len(idempotency) <= grants.MAX_KEY_LENGTH:
+        raise Problem(400, "invalid_request", f"Idempotency-Key: 1 to {grants.MAX_KEY_LENGTH} characters",
+                      param="Idempotency-Key")
+    reference = grants.api_reference(idempotency) if idempotency else f"admin:{target}:{uuid.uuid4().hex}"
     amount = Money.parse(body.amount, allow_zero=False)
+    note = body.reason or f"granted by {admin['username']}"
+    ledger = services(request).ledger
     try:
-        created = await services(request).ledger.arun(
-            commands.GrantQuota(target, amount, GrantReason.ADMIN, body.reason or f"granted by {admin['username']}",
-                                f"admin:{target}:{idempotency}")
-        )
+        created = await ledger.arun(commands.GrantQuota(target, amount, GrantReason.ADMIN, note, reference))
     except NotFound:
         raise Problem(404, "not_found", "no such user") from None
-    return respond(
-        {"userId": str(target), "amount": str(amount), "reason": body.reason, "recorded": bool(created)},
-        status=201 if created else 200,
-    )
+    if created:
+        return respond({**grants.Recorded(Grant.create_id(reference), target, amount, note).view(), "recorded": True},
+                       status=201)
+    first = await asyncio.to_thread(grants.recorded, ledger, reference)
+    assert first is not None, "a reference that collided names a recorded grant"
+    if not first.same_as(target, amount, note):
+        return respond({"error": {"message": "this Idempotency-Key was used for a different grant (shown); "
+                                             "use a new key for a new grant", "type": "idempotency_conflict"},
+                        "grant": first.view()}, status=409)
+    return respond({**first.view(), "recorded": False}, headers={"idempotent-replayed": "true"})

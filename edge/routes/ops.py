@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from functools import cache
 from typing import Any
 
@@ -57,7 +58,15 @@ async def docs_asset(request: Request, name: str) -> HTTPResponse:
 
 @blueprint.get("/metrics")
 async def prometheus(request: Request) -> HTTPResponse:
-    body, content_type = await asyncio.to_thread(metrics.exposition)
+    """Open to any scraper unless TOKENSEA_METRICS_TOKEN is set; then a Bearer token is
+    required, and only then are the cents billed per model shown."""
+    token = services(request).settings.metrics_token
+    if token:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+            raise Problem(401, "unauthorized", "send the metrics token as 'Authorization: Bearer <token>'",
+                          headers={"www-authenticate": 'Bearer realm="metrics"'})
+    body, content_type = await asyncio.to_thread(metrics.exposition, private=bool(token))
     return HTTPResponse(body, content_type=content_type)
 
 

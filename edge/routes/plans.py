@@ -1,10 +1,10 @@
-"""The configured plans."""
+"""The plans a caller may bind keys to: the ones they hold (admins: every configured plan)."""
 
 from __future__ import annotations
 
 from sanic import Blueprint, HTTPResponse, Request
 
-from edge import views
+from edge import entitlements, views
 from edge.auth import current_user, services
 from edge.http import respond
 
@@ -13,6 +13,9 @@ blueprint = Blueprint("plans", url_prefix="/api/plans")
 
 @blueprint.get("")
 async def plans(request: Request) -> HTTPResponse:
-    await current_user(request)
-    catalogue = services(request).settings.catalogue
-    return respond([views.plan(plan) for plan in sorted(catalogue.plans.values(), key=lambda p: p.id)])
+    user = await current_user(request)
+    svc = services(request)
+    configured = svc.settings.catalogue.plans
+    held = await entitlements.held(svc.ledger, user["user_id"])
+    shown = configured.keys() if user["role"] == "admin" else [plan for plan in held.plans if plan in configured]
+    return respond([{**views.plan(configured[plan]), "default": plan == held.default} for plan in sorted(shown)])

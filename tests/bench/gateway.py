@@ -185,10 +185,10 @@ def start_tokensea(stack: ExitStack, mock: str, workers: int, access_log: bool, 
     base = f"http://127.0.0.1:{port}"
     wait_for(f"{base}/healthz")
     cli = [sys.executable, "-m", "edge.cli", "--config", str(config)]
-    subprocess.run([*cli, "admin", "create-user", "bench", "--password-stdin"], input="password1\n", env=env,
+    subprocess.run([*cli, "admin", "create-user", "bench", "--password-stdin"], input="tide-pool-42\n", env=env,
                    check=True, capture_output=True, text=True)
     subprocess.run([*cli, "admin", "grant", "bench", "1000000000"], env=env, check=True, capture_output=True)
-    token = httpx.post(f"{base}/api/auth/login", json={"username": "bench", "password": "password1"}).json()["token"]
+    token = httpx.post(f"{base}/api/auth/login", json={"username": "bench", "password": "tide-pool-42"}).json()["token"]
     key = httpx.post(f"{base}/api/tokens", json={"name": "bench"}, headers={"authorization": f"Bearer {token}"}).json()["key"]
     time.sleep(1.5)  # the grant reaches the projections; admission sees it at once anyway
     workers_pids = [pid for pid in children(process.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]

@@ -34,14 +34,14 @@ def sdk(gateway: Gateway, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0, timeout=30)
 
 
-def login(gateway: Gateway, username: str, password: str = "password1") -> tuple[str, dict]:
+def login(gateway: Gateway, username: str, password: str = "tide-pool-42") -> tuple[str, dict]:
     with gateway.client() as http:
         answer = http.post("/api/auth/login", json={"username": username, "password": password})
     assert answer.status_code == 200, answer.text
     return answer.json()["token"], answer.json()["user"]
 
 
-def sign_in(page: Page, username: str, password: str = "password1") -> None:
+def sign_in(page: Page, username: str, password: str = "tide-pool-42") -> None:
     page.goto("/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
@@ -78,7 +78,7 @@ def test_sign_up_create_a_key_use_it_and_see_the_exact_cost(console: Console, ga
     page.goto("/")
     page.get_by_role("link", name="Create account").click()
     page.get_by_label("Username").fill(unique)
-    page.get_by_label("Password").fill("password1")
+    page.get_by_label("Password").fill("tide-pool-42")
     page.get_by_role("button", name="Create account").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     page.get_by_role("button", name="Sign out").click()
@@ -226,7 +226,7 @@ def test_an_expired_session_goes_back_to_sign_in_with_a_message(console: Console
     page.get_by_label("Password").fill("wrong-password")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
-    page.get_by_label("Password").fill("password1")
+    page.get_by_label("Password").fill("tide-pool-42")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     token = page.evaluate("JSON.parse(localStorage.getItem('tokensea.session')).token")
@@ -321,7 +321,7 @@ def test_keyboard_only(console: Console, gateway: Gateway, unique: str) -> None:
     expect(page.get_by_label("Username")).to_be_focused()
     page.keyboard.type(unique)
     page.keyboard.press("Tab")
-    page.keyboard.type("password1")
+    page.keyboard.type("tide-pool-42")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
@@ -380,6 +380,7 @@ def test_every_page_at_phone_and_desktop_widths(console: Console, gateway: Gatew
     gateway.grant(user["id"], "500")
     wait_until(lambda: gateway.me(token)["quota"] == "500")
     key, _ = gateway.key(token, name="laptop")
+    gateway.entitle(user["id"], 1)  # a key binds only to a plan its owner holds
     gateway.key(token, name="ci", quota="250", planId=1, models=["gpt-test"], expiresAt="2099-12-31")
     for words in (12, 40, 7):
         call(gateway, key, words)

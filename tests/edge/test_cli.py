@@ -48,9 +48,9 @@ def test_a_new_database_is_migrated_and_then_used(empty_url: str) -> None:
     status = tokensea("db", "status", url=empty_url)
     assert status.returncode == EXIT_OK and json.loads(status.stdout)["pending"] == []
     assert json.loads(tokensea("db", "upgrade", url=empty_url).stdout)["applied"] == []
-    made = tokensea("admin", "create-user", "ann", "--password-stdin", url=empty_url, stdin="password1\n")
+    made = tokensea("admin", "create-user", "ann", "--password-stdin", url=empty_url, stdin="tide-pool-42\n")
     assert made.returncode == EXIT_OK, made.stderr
-    taken = tokensea("admin", "create-user", "ANN", "--password-stdin", url=empty_url, stdin="password1\n")
+    taken = tokensea("admin", "create-user", "ANN", "--password-stdin", url=empty_url, stdin="tide-pool-42\n")
     assert taken.returncode == EXIT_FOUND and "already exists" in one_line(taken)
     short = tokensea("admin", "create-user", "bob", "--password-stdin", url=empty_url, stdin="abc\n")
     assert short.returncode == EXIT_USAGE and "password" in one_line(short)
@@ -80,7 +80,7 @@ def test_the_auditors_commands_only_read(tmp_path: Path) -> None:
     or DDL would fail with "permission denied"."""
     with fresh_database("postgres", tmp_path) as url:
         assert tokensea("db", "upgrade", url=url).returncode == EXIT_OK
-        assert tokensea("admin", "create-user", "ann", "--password-stdin", url=url, stdin="password1\n").returncode == 0
+        assert tokensea("admin", "create-user", "ann", "--password-stdin", url=url, stdin="tide-pool-42\n").returncode == 0
         assert tokensea("admin", "grant", "ann", "5", url=url).returncode == 0
         schema = url.rsplit("schema=", 1)[1]
         role = f"auditor_{uuid.uuid4().hex[:8]}"

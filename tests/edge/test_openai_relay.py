@@ -243,9 +243,11 @@ def test_a_client_that_leaves_cancels_the_upstream_and_pays_for_what_it_got(gate
 
 
 def test_models_lists_only_what_the_key_may_use(gateway: Gateway, unique: str) -> None:
-    token, _, _ = gateway.funded(unique, "1")
+    token, _, user = gateway.funded(unique, "1")
+    gateway.entitle(user["id"], 1)
     narrow, _ = gateway.key(token, name="narrow", models=["gpt-test"])
     planned, _ = gateway.key(token, name="planned", planId=1)
+    gateway.entitle(user["id"])  # no plan held: a key made without one has none
     wide, _ = gateway.key(token, name="wide")
     assert [m.id for m in sdk(gateway, narrow).models.list()] == ["gpt-test"]
     assert sorted(m.id for m in sdk(gateway, planned).models.list()) == ["claude-test", "gpt-test"]

@@ -1,4 +1,5 @@
-"""What operators read: /metrics summed across the workers, /readyz, on both databases."""
+"""What operators read: /metrics summed across the workers (behind a token if one is
+set), /readyz, on both databases; and the headers every answer carries."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.mmap_dict import MmapedDict
 
-from tests.gateway import Gateway, wait_until
+from tests.fakes.upstream import FakeUpstream
+from tests.gateway import Gateway, start, wait_until
 
 
 def samples(gateway: Gateway) -> dict[str, float]:
@@ -80,7 +82,7 @@ def test_metrics_count_every_call_across_both_workers(gateway: Gateway, unique: 
     assert grew("tokensea_upstream_first_byte_seconds_count", provider="openai") == calls
     assert grew("tokensea_upstream_seconds_count", provider="openai") == calls
     assert grew("tokensea_tokens_total", model=model, kind="output") == 5 * calls  # the fake's five words
-    assert grew("tokensea_cost_cents_total", model=model) > 0
+    assert not any(name.startswith("tokensea_cost_cents") for name in after)  # shown only behind a token
     assert grew("tokensea_ledger_batch_size_sum", lane="holds") >= calls
     assert grew("tokensea_ledger_batch_size_sum", lane="events") >= calls
     assert grew("tokensea_ledger_commit_seconds_count", lane="events") >= 1
@@ -93,3 +95,52 @@ def test_readyz_reports_the_database_and_each_projection(gateway: Gateway) -> No
     report = answer.json()
     assert report["status"] == "ok" and report["database"] == "ok"
     assert {p["name"] for p in report["projections"]} == {"balances", "daily_usage", "hourly_usage", "request_logs"}
+
+
+def test_every_answer_forbids_sniffing_and_referrers(gateway: Gateway, unique: str) -> None:
+    """Issue #20: no X-Content-Type-Options or Referrer-Policy on any answer."""
+    _, key, _ = gateway.funded(unique, "100")
+    auth = {"authorization": f"Bearer {key}"}
+    chat = {"model": "gpt-test", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.Client(base_url=gateway.url, timeout=30) as http:
+        answers = [
+            http.get("/healthz"),
+            http.get("/metrics"),
+            http.get("/docs"),
+            http.get("/no-such-route"),
+            http.post("/api/auth/login", json={}),
+            http.get("/api/user/self"),
+            http.post("/v1/chat/completions", json=chat, headers=auth),
+            http.post("/v1/messages", json={**chat, "model": "nope"}, headers=auth),
+            http.options("/v1/chat/completions", headers={"origin": "https://app.example"}),
+        ]
+        with http.stream("POST", "/v1/chat/completions", json={**chat, "stream": True}, headers=auth) as stream:
+            stream.read()
+            answers.append(stream)
+    for answer in answers:
+        assert answer.headers.get("x-content-type-options") == "nosniff", answer.request.url
+        assert answer.headers.get("referrer-policy") == "no-referrer", answer.request.url
+
+
+def test_a_metrics_token_guards_metrics_and_shows_cents(fake: FakeUpstream, tmp_path: Path) -> None:
+    """Without a token /metrics hides the cents billed per model; with one it asks for it."""
+    token = "metrics-" + uuid.uuid4().hex
+    gateway = start(f"sqlite:///{tmp_path / 'tokensea.db'}", fake, tmp_path, workers=2,
+                    env={"TOKENSEA_METRICS_TOKEN": token})
+    try:
+        _, key, _ = gateway.funded("metered", "100")
+        httpx.post(f"{gateway.url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"}, timeout=30,
+                   json={"model": "gpt-test", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+        for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": f"Basic {token}"},
+                        {"authorization": f"Bearer {token}x"}):
+            refused = httpx.get(f"{gateway.url}/metrics", headers=headers, timeout=10)
+            assert refused.status_code == 401 and "tokensea_" not in refused.text
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+
+        def billed() -> bool:
+            text = httpx.get(f"{gateway.url}/metrics", headers={"authorization": f"Bearer {token}"}, timeout=10).text
+            return 'tokensea_cost_cents_total{model="gpt-test"}' in text
+
+        wait_until(billed)
+    finally:
+        gateway.stop()

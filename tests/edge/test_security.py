@@ -29,7 +29,7 @@ def test_no_secret_reaches_a_log_or_an_error_body(gateway: Gateway, unique: str)
         bodies.append(http.post("/api/auth/login", json={"username": unique, "password": "wrong-password"}).text)
         bodies.append(http.get("/api/user/self", headers={"authorization": f"Bearer {token}x"}).text)
     logs = gateway.logs()
-    for secret in (key, key[:20], OPENAI_KEY, ANTHROPIC_KEY, JWT_SECRET, token, "password1", "wrong-password"):
+    for secret in (key, key[:20], OPENAI_KEY, ANTHROPIC_KEY, JWT_SECRET, token, "tide-pool-42", "wrong-password"):
         assert secret not in logs, f"a secret reached the logs: {secret[:12]}…"
         assert all(secret not in body for body in bodies)
     assert not re.search(r"tsk-[A-Za-z0-9]{12,}", logs)

@@ -10,6 +10,7 @@ several providers). Behaviour is chosen by directives in the request's text:
     !delay=MS        wait MS milliseconds between streamed chunks
     !slow=S          wait S seconds before answering
     !status=CODE     fail with this HTTP status (429, 500, 529, 400, 401 ...)
+    !retry-after=V   with it, a Retry-After header of V
     !fail-on=NAME    apply !status only when called under the prefix NAME
     !drop            cut the connection mid-answer          !garbage   send a malformed event
     !badshape        send valid JSON of the wrong shape (mid-stream, or as the whole answer)
@@ -154,7 +155,10 @@ class FakeUpstream:
         status = int(plan.directives.get("status") or 0)
         target = plan.directives.get("fail-on")
         if status and (not target or target == record.provider):
-            return record, plan, self._error(record.path, status)
+            failure = self._error(record.path, status)
+            if plan.has("retry-after"):
+                failure.headers["Retry-After"] = plan.directives["retry-after"]
+            return record, plan, failure
         if plan.has("drop") and not body.get("stream"):
             assert request.transport is not None
             request.transport.close()

@@ -79,7 +79,7 @@ def audited(database_url: str) -> Iterator[Ledger]:
     bob = register(ledger, "bob", quota="50", inviter=code)
     ledger.run(commands.ChangeProfile(bob, "Bob B.", "bob@example.com"))
     ledger.run(commands.AdministerUser(bob, Status.ACTIVE, Role.ADMIN))
-    ledger.run(commands.AdministerUser(alice, None, None, Limits(rpm=600, tpm=None, max_concurrency=8)))
+    ledger.run(commands.AdministerUser(alice, None, None, Limits(rpm=600, tpm=None, max_concurrency=8), plans=(1,)))
     ledger.run(commands.GrantQuota(alice, Money("0.25"), GrantReason.ADMIN, "", "admin:t"))
     key = ledger.run(commands.CreateKey(alice, "main", "digest-main", "tsk-main", Money(80), ["gpt-test"], 1,
                                         datetime.now(timezone.utc) + timedelta(days=30)))
