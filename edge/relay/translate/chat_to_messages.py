@@ -1,4 +1,4 @@
-"""An OpenAI client calling a model served over Anthropic's Messages API.
+"""A Chat Completions client calling a model served over Anthropic's Messages API.
 
 Request: system and developer messages become ``system`` blocks; runs of user and tool
 messages merge into one user turn whose ``tool_result`` blocks come first; assistant
@@ -18,10 +18,10 @@ import orjson
 from domain.catalogue import Route
 from domain.usage import TokenUsage
 from edge.relay import usage as usage_of
-from edge.relay.anthropic_native import answer_text
-from edge.relay.openai_native import DONE, error_frame
+from edge.relay.native.chat import wants_usage
 from edge.relay.protocol import Adapter, StreamProcessor
 from edge.relay.sse import Event, frame
+from edge.relay.wire import chat, messages
 from edge.relay.translate.common import (
     STOP_TO_OPENAI,
     image_to_anthropic,
@@ -132,7 +132,6 @@ def translate_request(body: dict[str, Any], route: Route, stream: bool) -> dict[
         turns.insert(0, ("user", [{"type": "text", "text": "(continue)"}]))
     sent: dict[str, Any] = {
         "model": route.upstream_model,
-        "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
         "messages": [{"role": role, "content": blocks} for role, blocks in turns],
     }
     if system:
@@ -206,8 +205,8 @@ def translate_response(data: dict[str, Any], model: str) -> dict[str, Any]:
     }
 
 
-class AnthropicToOpenAIStream(StreamProcessor):
-    """Anthropic events in, OpenAI chunks out."""
+class MessagesToChatStream(StreamProcessor):
+    """Messages events in, Chat Completions chunks out."""
 
     def __init__(self, model: str, client_wants_usage: bool) -> None:
         super().__init__()
@@ -282,28 +281,33 @@ class AnthropicToOpenAIStream(StreamProcessor):
 
     def closing(self) -> bytes:
         if not self.client_wants_usage or self.usage is None:
-            return DONE
+            return chat.DONE
         chunk = {
             "id": self.chunk_id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
             "choices": [], "usage": usage_of.to_openai(self.usage),
         }
-        return frame(orjson.dumps(chunk)) + DONE
+        return frame(orjson.dumps(chunk)) + chat.DONE
 
     def error(self, message: str, kind: str) -> bytes:
-        return error_frame(message, kind)
+        return chat.error_frame(message, kind)
 
 
-class OpenAIToAnthropic(Adapter):
+class ChatToMessages(Adapter):
+    """Chat Completions request to Messages; the answer back."""
+
     operation = "messages"
 
-    def request(self, body: dict[str, Any], route: Route, stream: bool) -> bytes:
-        return orjson.dumps(translate_request(body, route, stream))
+    def request(self, body: dict[str, Any], route: Route, stream: bool) -> dict[str, Any]:
+        return translate_request(body, route, stream)
+
+    def encode(self, request: dict[str, Any], limit: int | None) -> bytes:
+        request["max_tokens"] = limit
+        return orjson.dumps(request)
 
     def response(self, raw: bytes, data: dict[str, Any], model: str) -> tuple[bytes, TokenUsage | None, str]:
         reported = data.get("usage")
         usage = usage_of.from_anthropic(reported) if isinstance(reported, dict) else None
-        return orjson.dumps(translate_response(data, model)), usage, answer_text(data)
+        return orjson.dumps(translate_response(data, model)), usage, messages.answer_text(data)
 
     def stream(self, body: dict[str, Any], model: str) -> StreamProcessor:
-        options = body.get("stream_options")
-        return AnthropicToOpenAIStream(model, isinstance(options, dict) and options.get("include_usage") is True)
+        return MessagesToChatStream(model, wants_usage(body))

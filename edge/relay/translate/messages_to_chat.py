@@ -1,4 +1,4 @@
-"""An Anthropic client calling a model served over OpenAI's Chat Completions API.
+"""A Messages client calling a model served over OpenAI's Chat Completions API.
 
 Request: ``system`` becomes the first message; each user turn's ``tool_result`` blocks
 become ``tool`` messages placed before its text and images; assistant ``tool_use``
@@ -19,10 +19,9 @@ import orjson
 from domain.catalogue import Route
 from domain.usage import TokenUsage
 from edge.relay import usage as usage_of
-from edge.relay.anthropic_native import MESSAGE_STOP, error_frame
-from edge.relay.openai_native import answer_text
 from edge.relay.protocol import Adapter, StreamProcessor
-from edge.relay.sse import Event, frame
+from edge.relay.sse import Event
+from edge.relay.wire import chat, messages
 from edge.relay.translate.common import (
     STOP_TO_ANTHROPIC,
     image_to_openai,
@@ -116,7 +115,6 @@ def translate_request(body: dict[str, Any], route: Route, stream: bool) -> dict[
     sent: dict[str, Any] = {
         "model": route.upstream_model,
         "messages": messages,
-        "max_completion_tokens": body["max_tokens"],
     }
     if stream:
         sent["stream"] = True
@@ -179,8 +177,8 @@ def translate_response(data: dict[str, Any], model: str) -> dict[str, Any]:
     }
 
 
-class OpenAIToAnthropicStream(StreamProcessor):
-    """OpenAI chunks in, Anthropic events out, block indexes numbered as blocks open."""
+class ChatToMessagesStream(StreamProcessor):
+    """Chat Completions chunks in, Messages events out, block indexes numbered as blocks open."""
 
     def __init__(self, model: str) -> None:
         super().__init__()
@@ -192,7 +190,7 @@ class OpenAIToAnthropicStream(StreamProcessor):
         self._stop_reason = "end_turn"
 
     def _event(self, name: str, data: dict[str, Any]) -> bytes:
-        return frame(orjson.dumps({"type": name, **data}), name)
+        return messages.event(name, data)
 
     def _close_block(self) -> bytes:
         if self._open is None:
@@ -274,22 +272,28 @@ class OpenAIToAnthropicStream(StreamProcessor):
     def closing(self) -> bytes:
         usage = usage_of.to_anthropic(self.usage or TokenUsage())
         delta = self._event("message_delta", {"delta": {"stop_reason": self._stop_reason, "stop_sequence": None}, "usage": usage})
-        return self._close_block() + delta + MESSAGE_STOP
+        return self._close_block() + delta + messages.MESSAGE_STOP
 
     def error(self, message: str, kind: str) -> bytes:
-        return error_frame(message, "api_error" if kind == "upstream_error" else kind)
+        return messages.error_frame(message, kind)
 
 
-class AnthropicToOpenAI(Adapter):
+class MessagesToChat(Adapter):
+    """Messages request to Chat Completions; the answer back."""
+
     operation = "chat"
 
-    def request(self, body: dict[str, Any], route: Route, stream: bool) -> bytes:
-        return orjson.dumps(translate_request(body, route, stream))
+    def request(self, body: dict[str, Any], route: Route, stream: bool) -> dict[str, Any]:
+        return translate_request(body, route, stream)
+
+    def encode(self, request: dict[str, Any], limit: int | None) -> bytes:
+        request["max_completion_tokens"] = limit
+        return orjson.dumps(request)
 
     def response(self, raw: bytes, data: dict[str, Any], model: str) -> tuple[bytes, TokenUsage | None, str]:
         reported = data.get("usage")
         usage = usage_of.from_openai(reported) if isinstance(reported, dict) else None
-        return orjson.dumps(translate_response(data, model)), usage, answer_text(data)
+        return orjson.dumps(translate_response(data, model)), usage, chat.answer_text(data)
 
     def stream(self, body: dict[str, Any], model: str) -> StreamProcessor:
-        return OpenAIToAnthropicStream(model)
+        return ChatToMessagesStream(model)
