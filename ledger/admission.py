@@ -42,10 +42,39 @@ from ledger.wire import Statement
 
 
 @dataclass(frozen=True)
+class OutputBound:
+    """An output limit for the ledger to choose: the largest, up to ``most`` tokens, that
+    the accounts can pay at ``per_token`` cents per token of limit (output price × plan
+    multiplier × choices, / 1e6). Chosen under the admission's row locks, so concurrent
+    calls without a client limit can never overdraw."""
+
+    per_token: Decimal
+    most: int
+
+
+@dataclass(frozen=True)
 class Hold:
+    """A reservation: ``amount`` (the prompt bound's cost, or the whole worst case when
+    the output limit is fixed), plus ``limit × per_token`` when ``output`` is set."""
+
     facts: RequestFacts
     amount: Money
     instance_id: str
+    output: OutputBound | None = None
+
+    def reserved(self, limit: int | None) -> Decimal:
+        """The amount held when admitted with ``limit`` (None: a fixed hold)."""
+        if limit is None or self.output is None:
+            return self.amount.cents
+        return EXACT.add(self.amount.cents, EXACT.multiply(Decimal(limit), self.output.per_token))
+
+    def limit_of(self, reserved: Decimal) -> int | None:
+        """The output limit a hold of ``reserved`` was admitted with (None: a fixed hold)."""
+        if self.output is None:
+            return None
+        if not self.output.per_token:
+            return self.output.most
+        return int(EXACT.divide_int(EXACT.subtract(reserved, self.amount.cents), self.output.per_token))
 
 
 @dataclass
@@ -64,8 +93,9 @@ class _Account:
         return EXACT.subtract(EXACT.subtract(self.limit, self.used), self.held)
 
 
-def decide(hold: Hold, user: _Account | None, key: _Account | None, now: datetime) -> Refused | None:
-    """Why ``hold`` cannot be admitted against these accounts, or None if it can."""
+def decide(hold: Hold, user: _Account | None, key: _Account | None, now: datetime) -> Refused | int | None:
+    """Why ``hold`` cannot be admitted against these accounts; else the output limit it
+    is admitted with (None for a fixed hold), reserving ``hold.reserved(limit)``."""
     if user is None or key is None or key.owner != hold.facts.user_id:
         return Refused("unknown_account")
     if user.status != "active":
@@ -74,11 +104,19 @@ def decide(hold: Hold, user: _Account | None, key: _Account | None, now: datetim
         return Refused("key_disabled")
     if key.expires_at is not None and key.expires_at <= now:
         return Refused("key_expired")
+    output = hold.output
+    needed = hold.amount.cents if output is None else EXACT.add(hold.amount.cents, output.per_token)
     for account, reason in ((user, "insufficient_user_quota"), (key, "insufficient_key_quota")):
         available = account.available()
-        if available is not None and available < hold.amount.cents:
-            return Refused(reason, needed=hold.amount, available=Money(max(available, Decimal(0))))
-    return None
+        if available is not None and available < needed:
+            return Refused(reason, needed=Money(needed), available=Money(max(available, Decimal(0))))
+    if output is None:
+        return None
+    if not output.per_token:
+        return output.most
+    room = [a for a in (user.available(), key.available()) if a is not None]
+    affordable = EXACT.divide_int(EXACT.subtract(min(room), hold.amount.cents), output.per_token)
+    return int(min(affordable, Decimal(output.most)))
 
 
 def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
@@ -128,20 +166,20 @@ def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
         _absorb({**users, **keys}, settled_cur.fetchall())
         for extra in (users_cur, keys_cur, settled_cur):
             extra.close()
-        admitted: list[Pending[Hold]] = []
+        admitted: list[tuple[Pending[Hold], int | None]] = []
         refused: list[tuple[Pending[Hold], Refused]] = []
         for pending in batch:
             hold = pending.job
             user, key = users.get(hold.facts.user_id), keys.get(hold.facts.key_id)
-            refusal = decide(hold, user, key, now)
-            if refusal is not None:
-                refused.append((pending, refusal))
+            decision = decide(hold, user, key, now)
+            if isinstance(decision, Refused):
+                refused.append((pending, decision))
                 continue
             assert user is not None and key is not None
             for account in (user, key):
-                account.held = EXACT.add(account.held, hold.amount.cents)
+                account.held = EXACT.add(account.held, hold.reserved(decision))
                 account.changed = True
-            admitted.append(pending)
+            admitted.append((pending, decision))
         _save_held(db, cur, "ts_users", "user_id", users)
         _save_held(db, cur, "ts_keys", "key_id", keys)
         if admitted:
@@ -153,21 +191,21 @@ def admit_batch(db: Database, conn: Any, batch: list[Pending[Hold]]) -> None:
                 ),
                 [
                     (
-                        f.request_id, f.user_id, f.key_id, p.job.amount.cents, p.job.instance_id,
+                        f.request_id, f.user_id, f.key_id, p.job.reserved(limit), p.job.instance_id,
                         f.key_name, f.model, f.provider, f.endpoint, f.stream, f.requested_at,
                     )
-                    for p in admitted
+                    for p, limit in admitted
                     for f in (p.job.facts,)
                 ],
             )
-    for pending in admitted:
-        pending.set_result(True)
+    for pending, limit in admitted:
+        pending.set_result(limit)
     for pending, refusal in refused:
         pending.set_exception(refusal)
 
 
 # One call, two drivers: psycopg's ``execute`` on the writer thread, libpq on the event loop.
-_ADMIT = "SELECT refused, reason, available FROM ts_admit({}::jsonb, {}::timestamptz)"
+_ADMIT = "SELECT hold_position, reason, available, output_limit FROM ts_admit({}::jsonb, {}::timestamptz)"
 ADMIT_CALL = _ADMIT.format("%s", "%s")
 ADMIT_STATEMENT = Statement("ts_admit", _ADMIT.format("$1", "$2"))
 
@@ -177,26 +215,33 @@ def holds_json(batch: list[Pending[Hold]]) -> bytes:
     return orjson.dumps(
         [
             [f.request_id, f.user_id, f.key_id, str(p.job.amount.cents), p.job.instance_id, f.key_name,
-             f.model, f.provider, f.endpoint, f.stream, f.requested_at]
+             f.model, f.provider, f.endpoint, f.stream, f.requested_at,
+             None if (o := p.job.output) is None else str(o.per_token), None if o is None else o.most]
             for p in batch
             for f in (p.job.facts,)
         ]
     )
 
 
-def resolve_admissions(batch: list[Pending[Hold]], refusals: list[Any]) -> None:
-    """PostgreSQL: each hold of ``batch`` is admitted unless ``ADMIT_CALL`` returned its position."""
-    refused = {int(row["refused"]) - 1: row for row in refusals}
+def resolve_admissions(batch: list[Pending[Hold]], answers: list[Any]) -> None:
+    """PostgreSQL: ``ADMIT_CALL`` answers a row for each refused hold (with its reason)
+    and each hold admitted with an output limit of the ledger's choosing (``output_limit``);
+    any other hold of ``batch`` was admitted as it was asked."""
+    rows = {int(row["hold_position"]) - 1: row for row in answers}
     for position, pending in enumerate(batch):
-        row = refused.get(position)
+        row = rows.get(position)
         if row is None:
-            pending.set_result(True)
+            pending.set_result(None)
+            continue
+        if row["reason"] is None:
+            pending.set_result(int(row["output_limit"]))
             continue
         available = to_optional_decimal(row["available"])
         if available is None:
             pending.set_exception(Refused(row["reason"]))
         else:
-            pending.set_exception(Refused(row["reason"], needed=pending.job.amount, available=Money(available)))
+            needed = pending.job.reserved(None if pending.job.output is None else 1)
+            pending.set_exception(Refused(row["reason"], needed=Money(needed), available=Money(available)))
 
 
 def _admit_in_database(conn: Any, batch: list[Pending[Hold]]) -> None:

@@ -40,8 +40,9 @@ class LoopWrites:
                                  self._settle, _charge_collided, fail, on_batch=report("events"))
         self.loop = self.holds.loop
 
-    async def admit(self, hold: Hold) -> None:
-        await self.holds.submit(hold)
+    async def admit(self, hold: Hold) -> int | None:
+        limit: int | None = await self.holds.submit(hold)
+        return limit
 
     async def settle(self, charge: Charge.TokensConsumed) -> bool:
         return bool(await self.charges.submit(charge))
@@ -91,18 +92,20 @@ async def _holds_landed(conn: Any, batch: list[Pending[Hold]]) -> None:
     would be decided against balances that already hold them, and could be refused
     while they stayed reserved.)"""
     cursor = await conn.execute(
-        "SELECT request_id FROM ts_holds WHERE request_id = ANY(%s)", ([p.job.facts.request_id for p in batch],)
+        "SELECT request_id, amount FROM ts_holds WHERE request_id = ANY(%s)", ([p.job.facts.request_id for p in batch],)
     )
-    written = {row["request_id"] for row in await cursor.fetchall()}
+    written = {row["request_id"]: row["amount"] for row in await cursor.fetchall()}
     for pending in batch:
-        if pending.job.facts.request_id in written:
-            pending.set_result(True)
+        amount = written.get(pending.job.facts.request_id)
+        if amount is not None:
+            pending.set_result(pending.job.limit_of(amount))
 
 
 def _hold_collided(pending: Pending[Hold], resent: bool) -> None:
-    # On a resend the collision is the first attempt, which landed: request ids are the edge's own.
+    # On a resend the collision is the first attempt, which landed: request ids are the
+    # edge's own. Its chosen limit is unknown here; one token is within what it reserved.
     if resent:
-        pending.set_result(True)
+        pending.set_result(pending.job.limit_of(pending.job.reserved(1)))
     else:
         pending.set_exception(Conflict("request id already admitted"))
 

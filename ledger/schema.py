@@ -124,34 +124,36 @@ $$
 # round trip, and a batch costs the edge one round trip. The batch arrives as one JSON
 # array of holds (one cheap parameter rather than a dozen arrays dumped element by element
 # in Python), with amounts as strings so they stay exact. Holds commit with
-# synchronous_commit off (see ``ledger.admission``). Returns the refused positions.
+# synchronous_commit off (see ``ledger.admission``). Answers a row per refused hold (its
+# reason) and per hold admitted with an output limit of its choosing.
 # Each statement of a PL/pgSQL function costs tens of microseconds however few rows it
 # touches, so this one makes as few as it can: one pass unpacks the batch (with each
-# hold's position, which a refusal names), one statement per table locks and reads the
+# hold's position, which an answer names), one statement per table locks and reads the
 # accounts, the settled inbox is folded in the arrays, and each table is written once
 # (measured: a lone hold's call took a fifth less).
 _ADMIT_FUNCTION = """
-CREATE OR REPLACE FUNCTION ts_admit(p_holds jsonb, p_now timestamptz)
-RETURNS TABLE (refused integer, reason text, available numeric)
+CREATE FUNCTION ts_admit(p_holds jsonb, p_now timestamptz)
+RETURNS TABLE (hold_position integer, reason text, available numeric, output_limit bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     p_positions integer[]; p_request_ids text[]; p_user_ids uuid[]; p_key_ids uuid[]; p_amounts numeric[];
     p_instances text[]; p_key_names text[]; p_models text[]; p_providers text[];
-    p_endpoints text[]; p_streams boolean[]; p_requested timestamptz[];
+    p_endpoints text[]; p_streams boolean[]; p_requested timestamptz[]; p_per_token numeric[]; p_most bigint[];
     user_ids uuid[]; user_status text[]; user_left numeric[]; user_used numeric[]; user_held numeric[];
     key_ids uuid[]; key_owner uuid[]; key_status text[]; key_left numeric[];
     key_expires timestamptz[]; key_used numeric[]; key_held numeric[];
     settled_ids uuid[]; settled_cost numeric[]; settled_released numeric[];
-    admitted integer[] := '{}';
-    u integer; k integer;
+    admitted integer[] := '{}'; reserved numeric[];
+    u integer; k integer; needed numeric;
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     SELECT array_agg(n::integer), array_agg(h->>0), array_agg((h->>1)::uuid), array_agg((h->>2)::uuid),
            array_agg((h->>3)::numeric), array_agg(h->>4), array_agg(h->>5),
            array_agg(h->>6), array_agg(h->>7), array_agg(h->>8),
-           array_agg((h->>9)::boolean), array_agg((h->>10)::timestamptz)
+           array_agg((h->>9)::boolean), array_agg((h->>10)::timestamptz),
+           array_agg((h->>11)::numeric), array_agg((h->>12)::bigint)
     INTO p_positions, p_request_ids, p_user_ids, p_key_ids, p_amounts, p_instances, p_key_names,
-         p_models, p_providers, p_endpoints, p_streams, p_requested
+         p_models, p_providers, p_endpoints, p_streams, p_requested, p_per_token, p_most
     FROM (SELECT n, h FROM jsonb_array_elements(p_holds) WITH ORDINALITY AS x(h, n) ORDER BY n) AS x;
 
     -- Lock and read the accounts, users first, each in id order (no deadlocks).
@@ -187,10 +189,13 @@ BEGIN
         END IF;
     END LOOP;
 
+    reserved := p_amounts;
     FOR i IN 1 .. coalesce(array_length(p_request_ids, 1), 0) LOOP
         u := array_position(user_ids, p_user_ids[i]);
         k := array_position(key_ids, p_key_ids[i]);
-        refused := p_positions[i]; available := NULL;
+        hold_position := p_positions[i]; available := NULL; output_limit := NULL;
+        -- With an output limit to choose, the least it can be admitted with is one token.
+        needed := p_amounts[i] + coalesce(p_per_token[i], 0);
         IF u IS NULL OR k IS NULL OR key_owner[k] <> p_user_ids[i] THEN
             reason := 'unknown_account';
         ELSIF user_status[u] <> 'active' THEN
@@ -199,9 +204,9 @@ BEGIN
             reason := 'key_disabled';
         ELSIF key_expires[k] IS NOT NULL AND key_expires[k] <= p_now THEN
             reason := 'key_expired';
-        ELSIF user_left[u] < p_amounts[i] THEN
+        ELSIF user_left[u] < needed THEN
             reason := 'insufficient_user_quota'; available := greatest(user_left[u], 0);
-        ELSIF key_left[k] IS NOT NULL AND key_left[k] < p_amounts[i] THEN
+        ELSIF key_left[k] IS NOT NULL AND key_left[k] < needed THEN
             reason := 'insufficient_key_quota'; available := greatest(key_left[k], 0);
         ELSE
             reason := NULL;
@@ -210,10 +215,21 @@ BEGIN
             RETURN NEXT;
             CONTINUE;
         END IF;
-        user_left[u] := user_left[u] - p_amounts[i];
-        user_held[u] := user_held[u] + p_amounts[i];
-        key_left[k] := key_left[k] - p_amounts[i];
-        key_held[k] := key_held[k] + p_amounts[i];
+        IF p_per_token[i] IS NOT NULL THEN
+            -- The largest limit both accounts can pay; div() truncates exactly (a rounded
+            -- quotient could round up past what the quota covers).
+            output_limit := p_most[i];
+            IF p_per_token[i] > 0 THEN
+                output_limit := least(output_limit,
+                    div(least(user_left[u], coalesce(key_left[k], user_left[u])) - p_amounts[i], p_per_token[i]));
+            END IF;
+            reserved[i] := p_amounts[i] + output_limit * p_per_token[i];
+            RETURN NEXT;
+        END IF;
+        user_left[u] := user_left[u] - reserved[i];
+        user_held[u] := user_held[u] + reserved[i];
+        key_left[k] := key_left[k] - reserved[i];
+        key_held[k] := key_held[k] + reserved[i];
         admitted := admitted || i;
     END LOOP;
 
@@ -225,7 +241,7 @@ BEGIN
     WHERE key_id = a.id AND (a.add_used <> 0 OR a.add_held <> 0);
     INSERT INTO ts_holds (request_id, user_id, key_id, amount, instance_id, key_name,
                           model, provider, endpoint, stream, requested_at)
-    SELECT p_request_ids[i], p_user_ids[i], p_key_ids[i], p_amounts[i], p_instances[i], p_key_names[i],
+    SELECT p_request_ids[i], p_user_ids[i], p_key_ids[i], reserved[i], p_instances[i], p_key_names[i],
            p_models[i], p_providers[i], p_endpoints[i], p_streams[i], p_requested[i]
     FROM unnest(admitted) AS i;
 END
@@ -261,6 +277,9 @@ def create_tables(db: Database) -> None:
         for statement in _STATEMENTS:
             conn.execute(statement.format(**types))
         if db.is_postgres:
+            # Dropped first: a new release may change what it answers, which CREATE OR
+            # REPLACE cannot do.
+            conn.execute("DROP FUNCTION IF EXISTS ts_admit(jsonb, timestamptz)")
             conn.execute(_ADMIT_FUNCTION)
             conn.execute(SQL(_RELEASE_FUNCTION).format(schema=Identifier(db.schema)))
     finally:

@@ -152,17 +152,19 @@ class Ledger:
             return bool(await self.arun(commands.Settle.of(charge)))
         return await writes.settle(charge)
 
-    def admit(self, hold: Hold) -> None:
-        """Reserve ``hold`` or raise ``Refused``."""
-        self._holds.submit(hold).result()
+    def admit(self, hold: Hold) -> int | None:
+        """Reserve ``hold`` or raise ``Refused``; the output limit chosen when
+        ``hold.output`` is set (``ledger.admission.OutputBound``), else None."""
+        limit: int | None = self._holds.submit(hold).result()
+        return limit
 
-    async def aadmit(self, hold: Hold) -> None:
+    async def aadmit(self, hold: Hold) -> int | None:
         writes = self._writes_of_this_loop()
         if writes is None:
-            await self._holds.submit_async(hold)
-        else:
-            self._holds_since_vacuum += 1
-            await writes.admit(hold)
+            limit: int | None = await self._holds.submit_async(hold)
+            return limit
+        self._holds_since_vacuum += 1
+        return await writes.admit(hold)
 
     async def aclose(self) -> None:
         """``close`` for the event loop that used the ledger: its lanes finish first."""

@@ -172,6 +172,6 @@ async def admit(
     return meter
 
 
-def _release_if_admitted(meter: Meter, admission: asyncio.Future[None]) -> None:
+def _release_if_admitted(meter: Meter, admission: asyncio.Future[int | None]) -> None:
     if not admission.cancelled() and admission.exception() is None:
         meter.settle(None, TokenUsage(), RequestStatus.CLIENT_ABORTED, UsageSource.ESTIMATED, "the client disconnected")

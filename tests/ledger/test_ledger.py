@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -30,7 +30,7 @@ from ledger import (
     Refused,
     commands,
 )
-from ledger.admission import admit_batch
+from ledger.admission import OutputBound, admit_batch
 from ledger.batching import Pending
 from ledger.database import DatabaseUrlError
 from ledger.replay import replay
@@ -100,7 +100,7 @@ def test_one_batch_decides_its_holds_in_order_against_the_running_balance(ledger
     for pending in batch:
         pending.deliver()
     outcomes = [p.future.exception() or p.future.result() for p in batch]
-    assert outcomes[:3] == [True, True, True] and outcomes[6:8] == [True, True]
+    assert outcomes[:3] == [None, None, None] and outcomes[6:8] == [None, None]
     for refused in (*outcomes[3:5], outcomes[8]):
         assert isinstance(refused, Refused)
     assert [(r.reason, r.available) for r in (outcomes[3], outcomes[4], outcomes[8])] == [
@@ -111,6 +111,37 @@ def test_one_batch_decides_its_holds_in_order_against_the_running_balance(ledger
     assert ledger.read(lambda q: q.key_by_id(capped))["held"] == Decimal(4)
     names = set(ledger.read(lambda q: [row["key_name"] for row in q.conn.execute("SELECT key_name FROM ts_holds")]))
     assert names == {awkward, "key"}
+
+
+def test_an_output_limit_left_to_the_ledger_is_the_largest_the_accounts_can_pay(ledger: Ledger) -> None:
+    """A call without a client limit: the ledger picks the largest output limit that both
+    the user's and the key's remaining quota pay for, on the writer thread and on the event
+    loop alike, and refuses only when not even one token fits."""
+    alice = register(ledger, "alice", quota="10")
+    key, capped = new_key(ledger, alice), new_key(ledger, alice, quota="5", name="capped")
+    half_cent = OutputBound(per_token=Decimal("0.5"), most=100)
+
+    def flexible(request_id: str, key_id: UUID, fixed: str, bound: OutputBound = half_cent) -> Hold:
+        return Hold(facts(request_id, alice, key_id), Money(fixed), ledger.instance_id, output=bound)
+
+    assert ledger.admit(flexible("capped", capped, "2")) == 6  # (5 - 2) / 0.5: the key binds
+    assert ledger.read(lambda q: q.key_by_id(capped))["held"] == Decimal(5)
+    assert ledger.admit(flexible("few", key, "1", OutputBound(Decimal("0.5"), most=3))) == 3  # at most `most`
+    assert ledger.read(lambda q: q.user_by_id(alice))["held"] == Decimal("7.5")
+
+    async def on_the_loop() -> int | None:
+        return await ledger.aadmit(flexible("rest", key, "0.25"))
+
+    assert asyncio.run(on_the_loop()) == 4  # (10 - 7.5 - 0.25) / 0.5 = 4.5: never rounded up
+    assert ledger.read(lambda q: q.user_by_id(alice))["held"] == Decimal("9.75")
+    with pytest.raises(Refused) as refused:
+        ledger.admit(flexible("none", key, "0"))
+    assert refused.value.reason == "insufficient_user_quota"
+    assert (refused.value.needed, refused.value.available) == (Money("0.5"), Money("0.25"))
+    free = OutputBound(per_token=Decimal(0), most=64)
+    assert ledger.admit(flexible("free", key, "0.25", free)) == 64
+    ledger.settle(charge("rest", alice, key, tokens=100, reserved="2.25"))  # 1 cent of 2.25 held
+    assert ledger.read(lambda q: q.user_by_id(alice))["held"] == Decimal("7.75")
 
 
 def test_a_charge_saved_with_other_events_releases_its_hold_the_same_way(ledger: Ledger) -> None:
