@@ -89,7 +89,7 @@ def test_errors_come_in_anthropic_shape(gateway: Gateway, unique: str) -> None:
         client.messages.create(model="no-such", **ask)
     assert missing.value.body["error"]["type"] == "not_found_error"
     with pytest.raises(anthropic.BadRequestError):
-        client.messages.create(model="claude-test", messages=[{"role": "system", "content": "x"}], max_tokens=5)
+        client.messages.create(model="claude-test", messages=[{"role": "tool", "content": "x"}], max_tokens=5)
     with pytest.raises(anthropic.PermissionDeniedError):
         client.messages.create(model="gpt-fallback", **ask)
     with pytest.raises(anthropic.APIStatusError) as poor:

@@ -21,7 +21,6 @@ from edge.relay import usage as usage_of
 from edge.relay.native.chat import wants_usage
 from edge.relay.protocol import Adapter, StreamProcessor
 from edge.relay.sse import Event, frame
-from edge.relay.wire import chat, messages
 from edge.relay.translate.common import (
     STOP_TO_OPENAI,
     image_to_anthropic,
@@ -30,6 +29,7 @@ from edge.relay.translate.common import (
     tool_choice_to_anthropic,
     tool_id,
 )
+from edge.relay.wire import chat, messages
 
 REFUSED_FIELDS = {
     "response_format": "response_format (JSON mode) is not available for this model's provider",

@@ -1,10 +1,12 @@
 """A Messages client calling a model served over OpenAI's Chat Completions API.
 
-Request: ``system`` becomes the first message; each user turn's ``tool_result`` blocks
-become ``tool`` messages placed before its text and images; assistant ``tool_use``
-blocks become ``tool_calls``; tools, ``tool_choice``, ``stop_sequences`` and
-``metadata.user_id`` map directly; thinking settings are dropped (OpenAI models reason
-within ``max_completion_tokens``). Answer: content and ``tool_calls`` become text and
+Request: ``system`` becomes the first message, and a system-role message among the
+turns (as Claude Code sends) a system message in its place; each user turn's
+``tool_result`` blocks become ``tool`` messages placed before its text and images;
+assistant ``tool_use`` blocks become ``tool_calls``; tools, ``tool_choice``,
+``stop_sequences``, ``metadata.user_id`` and structured output map directly; thinking,
+effort and context management are dropped (OpenAI models reason within
+``max_completion_tokens``). Answer: content and ``tool_calls`` become text and
 ``tool_use`` blocks; ``finish_reason`` maps to ``stop_reason``; usage is converted so
 that ``input_tokens`` excludes the cached tokens OpenAI counts inside ``prompt_tokens``.
 """
@@ -21,7 +23,6 @@ from domain.usage import TokenUsage
 from edge.relay import usage as usage_of
 from edge.relay.protocol import Adapter, StreamProcessor
 from edge.relay.sse import Event
-from edge.relay.wire import chat, messages
 from edge.relay.translate.common import (
     STOP_TO_ANTHROPIC,
     image_to_openai,
@@ -30,6 +31,7 @@ from edge.relay.translate.common import (
     tool_choice_to_openai,
     tool_id,
 )
+from edge.relay.wire import chat, messages
 
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit
 
@@ -108,8 +110,11 @@ def translate_request(body: dict[str, Any], route: Route, stream: bool) -> dict[
     if body.get("system"):
         messages.append({"role": "system", "content": _system(body["system"])})
     for message in body["messages"]:
-        if message.get("role") == "user":
+        role = message.get("role")
+        if role == "user":
             messages.extend(_user(message.get("content")))
+        elif role == "system":  # a system message among the turns stays where it was
+            messages.append({"role": "system", "content": _system(message.get("content"))})
         else:
             messages.append(_assistant(message.get("content")))
     sent: dict[str, Any] = {
@@ -137,7 +142,23 @@ def translate_request(body: dict[str, Any], route: Route, stream: bool) -> dict[
     user = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
     if isinstance(user, str):
         sent["user"] = user
+    output_format = _output_format(body.get("output_config"))
+    if output_format is not None:
+        sent["response_format"] = output_format
     return sent
+
+
+def _output_format(config: Any) -> dict[str, Any] | None:
+    """Anthropic's structured output (``output_config.format``) as OpenAI's
+    ``response_format``. The rest of ``output_config`` (effort), ``thinking`` and
+    ``context_management`` have no Chat Completions equivalent that every OpenAI model
+    takes (a model that does not reason refuses ``reasoning_effort``): they are dropped."""
+    if not isinstance(config, dict) or not isinstance(config.get("format"), dict):
+        return None
+    schema = config["format"].get("schema")
+    if config["format"].get("type") != "json_schema" or not isinstance(schema, dict):
+        raise refuse("output_config.format must be a json_schema format with a schema", "output_config")
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
 
 
 def _message_id(openai_id: Any) -> str:
