@@ -18,7 +18,7 @@ from edge import errors, metrics
 from edge.logs import configure as configure_logs
 from edge.relay import tokens
 from edge.relay.keys import KeyCache
-from edge.routes import accounts, admin, anthropic, openai, ops, plans, usage
+from edge.routes import accounts, admin, anthropic, embeddings, openai, ops, plans, responses, root, usage
 from edge.routes import tokens as token_routes
 from edge.security import LoginThrottle, Sessions, new_jwt_secret
 from edge.services import Services
@@ -87,7 +87,8 @@ def setup_middleware(app: Sanic, settings: Settings) -> None:
 
 
 def setup_routes(app: Sanic) -> None:
-    for module in (accounts, token_routes, usage, plans, admin, openai, anthropic, ops):
+    for module in (accounts, token_routes, usage, plans, admin, openai, anthropic, ops,
+                   responses, embeddings, root):
         app.blueprint(module.blueprint)
 
 

@@ -187,8 +187,9 @@ async def _whole(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.C
         upstream.release()
     call.upstream_done(route)
     source = UsageSource.UPSTREAM
-    if usage is None:
-        usage, source = _estimate(call, None, tokens.count(text)), UsageSource.ESTIMATED
+    if usage is None:  # a whole answer was delivered without usage: count its prompt and text
+        usage = TokenUsage(input=tokens.count(prompts.prompt_text(call.body)), output=tokens.count(text))
+        source = UsageSource.ESTIMATED
     recorded = call.meter.settle(
         route, usage, RequestStatus.SUCCESS, source, if_unavailable=(TokenUsage(), RequestStatus.ERROR, WITHHELD)
     )

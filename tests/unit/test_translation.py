@@ -221,7 +221,7 @@ def test_untranslatable_requests_are_refused_with_a_reason() -> None:
     bad = [
         {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
         {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]},
-        {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}},
+        {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema", "json_schema": {"schema": []}}},
         {"messages": [{"role": "function", "content": "x"}]},
     ]
     for extra in bad:
