@@ -1,6 +1,7 @@
 """What a request asks of the fake upstream: the directives in its text, the usage it
-will report (prompt tokens = words in the request's texts + 7), and whether it calls a
-tool. Shared by every protocol the fake speaks."""
+will report (prompt tokens = words in the request's texts + 7; output tokens = the
+answer's words, at most the request's output limit, where it stops with ``length``), and
+whether it calls a tool. Shared by every protocol the fake speaks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+LIMITS = ("max_tokens", "max_completion_tokens", "max_output_tokens")  # each protocol's output limit
 DIRECTIVE = re.compile(r"!([a-z-]+)(?:=([A-Za-z0-9:._-]+))?")
 
 
@@ -56,8 +58,16 @@ def plan_for(body: dict[str, Any]) -> Plan:
     joined = " ".join(texts)
     directives = {m.group(1): m.group(2) or "" for m in DIRECTIVE.finditer(joined)}
     count = int(directives.get("words", "5"))
+    limit = next((body[name] for name in LIMITS if isinstance(body.get(name), int)), None)
+    if limit is not None and count > limit:  # as a model does: stop at the output limit
+        count = limit
+        directives["length"] = ""
     words = [f"w{n}" for n in range(count)]
-    return Plan(directives, len(joined.split()) + 7, words)
+    plan = Plan(directives, len(joined.split()) + 7, words)
+    output_config = body.get("output_config")
+    if isinstance(output_config, dict) and output_config.get("format"):  # structured output: the answer is JSON
+        plan.words = [json.dumps(plan.tool_input)]
+    return plan
 
 
 def answered(body: dict[str, Any]) -> bool:
