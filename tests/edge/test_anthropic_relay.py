@@ -325,3 +325,28 @@ def test_a_claude_code_shaped_call(gateway: Gateway, unique: str) -> None:
     me = gateway.settled(token, 1)
     prices = (Decimal(300), Decimal(1500), Decimal(30), Decimal(375))
     assert Decimal(me["usedQuota"]) == anthropic_cost(record.usage, prices)
+
+
+@pytest.mark.parametrize("model", ["claude-test", "gpt-test"])
+def test_a_stream_cut_before_any_text_bills_the_prompt_only_if_the_provider_reported_it(
+    gateway: Gateway, unique: str, model: str
+) -> None:
+    """Anthropic's message_start reports the prompt, which the provider has then charged:
+    it is billed though no text followed. An OpenAI stream reports usage only at its end:
+    cut at its start, nothing is known, and nothing is billed."""
+    token, key, _ = gateway.funded(unique, "100")
+    tag = marker()
+    with pytest.raises((anthropic.APIStatusError, anthropic.APIError)), claude(gateway, key).messages.stream(
+        model=model, max_tokens=50, messages=[{"role": "user", "content": f"{tag} !dropstart"}]
+    ) as stream:
+        for _ in stream.text_stream:
+            pass
+    (entry,) = logs(gateway, token, 1)
+    (record,) = gateway.fake.requests_for(tag)
+    assert entry["status"] == "error" and entry["completionTokens"] == 0
+    if model == "claude-test":
+        assert entry["promptTokens"] == record.usage["input_tokens"] and entry["usageSource"] == "estimated"
+        assert Decimal(entry["cost"]) == anthropic_cost({**record.usage, "output_tokens": 0}) > 0
+    else:
+        assert entry["cost"] == "0"
+    assert Decimal(gateway.me(token)["usedQuota"]) == Decimal(entry["cost"])
