@@ -44,9 +44,13 @@ def openai_bound(body: dict[str, Any], body_bytes: int) -> int:
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
             bound += IMAGE_TOKENS - (len(url) if isinstance(url, str) else 0)
-    if body.get("tools") or body.get("functions"):
+    if body.get("tools") or body.get("functions") or _asks_json(body.get("response_format")):
         bound += TOOLS_TOKENS
     return max(bound, 1)
+
+
+def _asks_json(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("type") in ("json_object", "json_schema")
 
 
 def anthropic_bound(body: dict[str, Any], body_bytes: int) -> int:
@@ -77,7 +81,8 @@ def responses_bound(body: dict[str, Any], body_bytes: int) -> int:
         if part.get("type") == "input_image":
             url = part.get("image_url")
             bound += IMAGE_TOKENS - (len(url) if isinstance(url, str) else 0)
-    if body.get("tools"):
+    text = body.get("text")
+    if body.get("tools") or (isinstance(text, dict) and _asks_json(text.get("format"))):
         bound += TOOLS_TOKENS
     if any(body.get(name) for name in ("previous_response_id", "conversation", "prompt")):
         bound += STORED_CONTEXT_TOKENS
