@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from edge.relay.translate.messages_to_responses import unseal
 from tests.edge.billing import anthropic_cost, responses_cost
 from tests.edge.test_openai_relay import logs, sdk
 from tests.gateway import Gateway
@@ -149,7 +150,8 @@ def test_a_translated_stream_ends_with_the_lifecycle_events_strict_clients_expec
     done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
     assert added == [item["id"] for item in done] == [item["id"] for item in events[-1]["response"]["output"]]
     assert [item["type"] for item in done] == ["reasoning", "message", "function_call"]
-    assert done[0]["encrypted_content"] == "anthropic.thinking:sig_fake"  # the signature travels back
+    assert unseal(done[0]["encrypted_content"]) == {  # the thinking travels back, signed
+        "type": "thinking", "thinking": "thinking it over", "signature": "sig_fake"}
     assert events[-1]["response"]["usage"]["output_tokens"] == 5
     (record,) = gateway.fake.requests_for(tag)
     assert record.body["thinking"] == {"type": "enabled", "budget_tokens": 2048} and record.body["max_tokens"] == 3000

@@ -240,7 +240,7 @@ def _items_meaning(output: list[Any]) -> list[tuple[Any, ...]]:
 
 def _blocks_meaning(content: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [("text", b["text"]) if b["type"] == "text" else ("call", b["id"], b["name"], b["input"])
-            if b["type"] == "tool_use" else ("thinking", b["thinking"], m2r.SIGNED + b["signature"]) for b in content]
+            if b["type"] == "tool_use" else ("thinking", b["thinking"], m2r.seal(b["thinking"], b["signature"])) for b in content]
 
 
 def _anthropic_stream(content: list[dict[str, Any]], usage: dict[str, int], stop: str) -> bytes:
@@ -318,7 +318,8 @@ def test_thinking_travels_out_as_a_reasoning_item_and_back_unchanged(thought: st
     tool = {"type": "tool_use", "id": "call_1", "name": "f", "input": {}}
     answer = m2r.translate_response({"id": "msg_1", "content": [block, tool], "stop_reason": "tool_use"},
                                     "alias", m2r.ToolNames(), {})
-    history = [{"role": "user", "content": "go"}, *answer["output"],
+    # as Codex sends it back: a reasoning item without its reasoning_text content
+    history = [{"role": "user", "content": "go"}, *({k: v for k, v in i.items() if k != "content"} for i in answer["output"]),
                {"type": "function_call_output", "call_id": "call_1", "output": "ok"}]
     sent, _ = r2m.translate_request({"model": "x", "input": history}, ROUTE, False)
     assert sent["messages"][1]["content"] == [block, tool]  # thinking first, as Anthropic requires

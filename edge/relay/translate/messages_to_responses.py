@@ -5,7 +5,9 @@ Text blocks become message items; ``tool_use`` blocks become ``function_call`` i
 input is the tool's one string; thinking blocks become reasoning items whose
 ``encrypted_content`` carries the signature back, so the next turn can hand the thinking
 to the model again (``responses_to_messages``); a JSON answer given as ``JSON_TOOL``'s
-input becomes a message's text. A ``max_tokens`` stop makes the response
+input becomes a message's text. (The thinking's text travels inside ``encrypted_content``
+too: Codex sends a reasoning item back without its ``reasoning_text`` content, and
+Anthropic checks the signature against the text.) A ``max_tokens`` stop makes the response
 ``incomplete`` (reason ``max_output_tokens``), a refusal ``incomplete``
 (``content_filter``). Usage is written in the Responses convention: ``input_tokens``
 includes the cache reads and writes Anthropic reports apart, each counted once.
@@ -22,6 +24,7 @@ keeps the answer's items until the end: its memory grows with the answer.
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +40,28 @@ from edge.relay.wire import responses
 
 # Reasoning items a Claude model produced carry its thinking back in encrypted_content.
 SIGNED, REDACTED = "anthropic.thinking:", "anthropic.redacted:"
+
+
+def seal(thinking: str, signature: str) -> str:
+    """A thinking block as a reasoning item's ``encrypted_content``."""
+    packed = orjson.dumps({"thinking": thinking, "signature": signature})
+    return SIGNED + base64.urlsafe_b64encode(packed).decode()
+
+
+def unseal(sealed: Any) -> dict[str, Any] | None:
+    """The thinking block a reasoning item's ``encrypted_content`` carries, if a Claude
+    model produced it (another model's reasoning cannot be handed to this one)."""
+    if isinstance(sealed, str) and sealed.startswith(REDACTED):
+        return {"type": "redacted_thinking", "data": sealed.removeprefix(REDACTED)}
+    if not isinstance(sealed, str) or not sealed.startswith(SIGNED):
+        return None
+    try:
+        packed = orjson.loads(base64.urlsafe_b64decode(sealed.removeprefix(SIGNED)))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(packed, dict) or not all(isinstance(packed.get(k), str) for k in ("thinking", "signature")):
+        return None
+    return {"type": "thinking", "thinking": packed["thinking"], "signature": packed["signature"]}
 NAMESPACE_SEPARATOR = "__"
 INCOMPLETE = {"max_tokens": "max_output_tokens", "model_context_window_exceeded": "max_output_tokens",
               "refusal": "content_filter"}
@@ -106,8 +131,9 @@ def translate_response(data: dict[str, Any], model: str, names: ToolNames, reque
             output.append(names.call_item(f"fc_{item_id}", str(block.get("id")), str(block.get("name")), arguments,
                                           "completed"))
         elif kind == "thinking":
-            output.append(reasoning_item(f"rs_{item_id}", str(block.get("thinking", "")),
-                                         SIGNED + str(block.get("signature", "")), "completed"))
+            thought = str(block.get("thinking", ""))
+            output.append(reasoning_item(f"rs_{item_id}", thought, seal(thought, str(block.get("signature", ""))),
+                                         "completed"))
         elif kind == "redacted_thinking":
             output.append(reasoning_item(f"rs_{item_id}", None, REDACTED + str(block.get("data", "")), "completed"))
     status, incomplete = _ending(data.get("stop_reason"))
@@ -259,7 +285,7 @@ class MessagesToResponsesStream(StreamProcessor):
                    + self.events("response.content_part.done", **where, content_index=0, part=part))
         elif opened.kind == "thinking":
             part = {"type": "reasoning_text", "text": text}
-            item = {**opened.item, "status": "completed", "content": [part], "encrypted_content": SIGNED + opened.signature}
+            item = {**opened.item, "status": "completed", "content": [part], "encrypted_content": seal(text, opened.signature)}
             out = (self.events("response.reasoning_text.done", **where, content_index=0, text=text)
                    + self.events("response.content_part.done", **where, content_index=0, part=part))
         else:

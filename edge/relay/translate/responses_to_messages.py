@@ -30,11 +30,10 @@ from edge.relay.protocol import Adapter, StreamProcessor
 from edge.relay.translate import json_answer
 from edge.relay.translate.common import image_to_anthropic, refuse, tool_id
 from edge.relay.translate.messages_to_responses import (
-    REDACTED,
-    SIGNED,
     MessagesToResponsesStream,
     ToolNames,
     translate_response,
+    unseal,
 )
 from edge.relay.wire import messages
 
@@ -173,18 +172,6 @@ def _output(value: Any, where: str) -> Any:
     return _parts(value, where) if isinstance(value, list) else str(value or "")
 
 
-def _thinking(item: dict[str, Any]) -> dict[str, Any] | None:
-    """A reasoning item a Claude model produced, as its thinking block (else None: another
-    model's reasoning cannot be handed to this one)."""
-    sealed = item.get("encrypted_content")
-    if isinstance(sealed, str) and sealed.startswith(REDACTED):
-        return {"type": "redacted_thinking", "data": sealed.removeprefix(REDACTED)}
-    if isinstance(sealed, str) and sealed.startswith(SIGNED):
-        text = "".join(str(p.get("text", "")) for p in _listed(item.get("content")) or _listed(item.get("summary")))
-        return {"type": "thinking", "thinking": text, "signature": sealed.removeprefix(SIGNED)}
-    return None
-
-
 class _Turns:
     """Alternating turns, runs of one role merged, tool results leading a user turn."""
 
@@ -242,7 +229,7 @@ def _conversation(body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict
             turns.add("user", [{"type": "tool_result", "tool_use_id": tool_id(item.get("call_id")),
                                 "content": _output(item.get("output"), where)}])
         elif kind == "reasoning":
-            block = _thinking(item)
+            block = unseal(item.get("encrypted_content"))
             if block is not None:
                 turns.add("assistant", [block])
         elif kind in ("web_search_call",):
