@@ -6,8 +6,9 @@ and reserves that bound in the ledger. A client's output limit is lowered to the
 model's ``max_output_tokens``; a call without one leaves the limit to the ledger, which
 picks the largest (up to the model's maximum, else ``DEFAULT_OUTPUT_LIMIT``) that the
 user's and the key's remaining quota can pay, under the same locks as the hold, so
-concurrent calls can never overdraw. The limit granted is what the provider is sent. ``settle`` records the actual charge exactly once;
-it runs as a task the client's connection cannot cancel, so a client that disconnects
+concurrent calls can never overdraw. The limit granted is what the provider is sent.
+
+``settle`` records the actual charge exactly once; it runs as a task the client's connection cannot cancel, so a client that disconnects
 mid-answer is still billed for what was delivered. If the ledger cannot take the
 charge, it keeps retrying in the background until it can (the hold stays reserved
 meanwhile; a process that dies first leaves it to recovery). A client that leaves while
@@ -175,17 +176,18 @@ async def admit(
         stream=stream,
         requested_at=datetime.now(timezone.utc),
     )
-    fixed: int | None = 0 if output is None else output.requested
-    if fixed is not None and output is not None and model.max_output_tokens is not None:
-        fixed = min(fixed, model.max_output_tokens)
-    choices = 1 if output is None else output.choices
-    if fixed is not None:
-        hold = Hold(facts, worst_case_cost(prompt_tokens_bound, fixed * choices, price, multiplier), svc.ledger.instance_id)
-    else:
-        per_token = EXACT.divide(EXACT.multiply(EXACT.multiply(price.output, multiplier), Decimal(choices)), PER_MILLION)
-        most = model.max_output_tokens or DEFAULT_OUTPUT_LIMIT
-        hold = Hold(facts, worst_case_cost(prompt_tokens_bound, 0, price, multiplier), svc.ledger.instance_id,
-                    OutputBound(per_token, most))
+    limit: int | None = None
+    if output is None:  # no output at all (embeddings)
+        hold = Hold(facts, worst_case_cost(prompt_tokens_bound, 0, price, multiplier), svc.ledger.instance_id)
+    elif output.requested is not None:
+        limit = min(output.requested, model.max_output_tokens or output.requested)
+        worst = worst_case_cost(prompt_tokens_bound, limit * output.choices, price, multiplier)
+        hold = Hold(facts, worst, svc.ledger.instance_id)
+    else:  # the ledger picks the limit: the prompt's bound fixed, each token of limit at per_token
+        per_token = EXACT.divide(EXACT.multiply(EXACT.multiply(price.output, multiplier), Decimal(output.choices)),
+                                 PER_MILLION)
+        bound = OutputBound(per_token, model.max_output_tokens or DEFAULT_OUTPUT_LIMIT)
+        hold = Hold(facts, worst_case_cost(prompt_tokens_bound, 0, price, multiplier), svc.ledger.instance_id, bound)
     meter = Meter(svc, facts, hold.amount, multiplier)
     admission = asyncio.ensure_future(svc.ledger.aadmit(hold))
     try:
@@ -195,7 +197,7 @@ async def admit(
         admission.add_done_callback(lambda _: _release_if_admitted(meter, hold, admission))
         raise
     meter.hold = Money(hold.reserved(chosen))
-    meter.limit = None if output is None else (fixed if chosen is None else chosen)
+    meter.limit = chosen if chosen is not None else limit
     return meter
 
 
