@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import anthropic
@@ -350,3 +351,28 @@ def test_a_stream_cut_before_any_text_bills_the_prompt_only_if_the_provider_repo
     else:
         assert entry["cost"] == "0"
     assert Decimal(gateway.me(token)["usedQuota"]) == Decimal(entry["cost"])
+
+
+def test_concurrent_calls_without_max_tokens_never_overdraw(gateway: Gateway, unique: str) -> None:
+    """Two workers, many OpenAI-client calls at once to a Claude model, none with a limit,
+    each answer as long as its limit allows: the limits the ledger grants (sent upstream
+    as max_tokens) fit the quota together, so the charges do."""
+    token, key, _ = gateway.funded(unique, "3")
+    tag = marker()
+
+    def call(number: int) -> int:
+        try:
+            sdk(gateway, key).chat.completions.create(
+                model="claude-test", messages=[{"role": "user", "content": f"{tag} {number} !words=3000"}])
+        except openai.APIStatusError as refused:
+            return refused.status_code
+        return 200
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(call, range(24)))
+    assert set(statuses) <= {200, 402} and 200 in statuses
+    records = gateway.fake.requests_for(tag)
+    assert len(records) == statuses.count(200)
+    assert sum(r.body["max_tokens"] for r in records) * Decimal(1500) / 1_000_000 <= 3  # granted together within the quota
+    me = gateway.settled(token, len(records))
+    assert Decimal(me["usedQuota"]) == sum(anthropic_cost(r.usage) for r in records) <= 3

@@ -62,7 +62,7 @@ def key(gateway: Gateway) -> str:
 
 @pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/responses",
                                    "/v1/embeddings"])
-@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=bodies)
 def test_arbitrary_bodies_get_a_clear_answer(gateway: Gateway, key: str, route: str, body: dict[str, Any]) -> None:
     answer = httpx.post(f"{gateway.url}{route}", content=orjson.dumps(body),
