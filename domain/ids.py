@@ -9,6 +9,7 @@ from uuid import UUID
 _USERS = UUID("6f1c5d8e-2b0a-4a51-9a57-5f0c3a6e1d01")
 _CHARGES = UUID("6f1c5d8e-2b0a-4a51-9a57-5f0c3a6e1d02")
 _GRANTS = UUID("6f1c5d8e-2b0a-4a51-9a57-5f0c3a6e1d03")
+_REWARD_SLOTS = UUID("6f1c5d8e-2b0a-4a51-9a57-5f0c3a6e1d04")
 
 
 def _named(namespace: UUID, name: str) -> UUID:
@@ -30,3 +31,8 @@ def charge_id_for(request_id: str) -> UUID:
 def grant_id_for(reference: str) -> UUID:
     """One grant per reference, e.g. ``signup:<user id>`` or an admin's idempotency key."""
     return _named(_GRANTS, reference)
+
+
+def reward_slot_id_for(inviter: UUID, day: str, slot: int) -> UUID:
+    """One of an inviter's daily invite rewards: a day has as many slots as the cap."""
+    return _named(_REWARD_SLOTS, f"{inviter}:{day}:{slot}")

@@ -10,6 +10,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import InvalidTransition
 from domain.money import Money
+from domain.rates import Limits
 
 
 class KeyStatus(StrEnum):
@@ -49,6 +50,14 @@ class ApiKey(Aggregate):
 
     class KeyDeleted(Aggregate.Event):
         TOPIC = "tokensea.KeyDeleted"
+
+    class KeyLimitsChanged(Aggregate.Event):
+        TOPIC = "tokensea.KeyLimitsChanged"
+        rpm: int | None
+        tpm: int | None
+        max_concurrency: int | None
+
+    limits: Limits = Limits()  # the key's own, until its owner sets them: none
 
     @event(KeyCreated)
     def __init__(
@@ -112,3 +121,13 @@ class ApiKey(Aggregate):
     @event(KeyDeleted)
     def _deleted(self) -> None:
         self.status = KeyStatus.DELETED.value
+
+    def change_limits(self, limits: Limits) -> None:
+        """The key's own rate limits (its plan's apply too: the tighter of each wins)."""
+        self._require_not_deleted()
+        if limits != self.limits:
+            self._limits_changed(rpm=limits.rpm, tpm=limits.tpm, max_concurrency=limits.max_concurrency)
+
+    @event(KeyLimitsChanged)
+    def _limits_changed(self, rpm: int | None, tpm: int | None, max_concurrency: int | None) -> None:
+        self.limits = Limits(rpm, tpm, max_concurrency)

@@ -1,4 +1,4 @@
-"""The ``User`` aggregate: registration, profile, role and status."""
+"""The ``User`` aggregate: registration, profile, role, status and rate limits."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import InvalidTransition
 from domain.ids import user_id_for
+from domain.rates import Limits
 
 
 class Role(StrEnum):
@@ -48,6 +49,16 @@ class User(Aggregate):
     class StatusChanged(Aggregate.Event):
         TOPIC = "tokensea.UserStatusChanged"
         status: str
+
+    class LimitsChanged(Aggregate.Event):
+        TOPIC = "tokensea.UserLimitsChanged"
+        rpm: int | None
+        tpm: int | None
+        max_concurrency: int | None
+
+    # Until an admin sets them, a user has no limits of their own (users registered
+    # before limits existed have no event that sets these).
+    limits: Limits = Limits()
 
     @staticmethod
     def create_id(username: str) -> UUID:
@@ -100,3 +111,11 @@ class User(Aggregate):
         if status not in {s.value for s in Status}:
             raise InvalidTransition(f"unknown user status {status!r}")
         self.status = status
+
+    def change_limits(self, limits: Limits) -> None:
+        if limits != self.limits:
+            self._limits_changed(rpm=limits.rpm, tpm=limits.tpm, max_concurrency=limits.max_concurrency)
+
+    @event(LimitsChanged)
+    def _limits_changed(self, rpm: int | None, tpm: int | None, max_concurrency: int | None) -> None:
+        self.limits = Limits(rpm, tpm, max_concurrency)

@@ -18,7 +18,20 @@ from edge import errors, metrics
 from edge.logs import configure as configure_logs
 from edge.relay import tokens
 from edge.relay.keys import KeyCache
-from edge.routes import accounts, admin, anthropic, embeddings, openai, ops, plans, responses, root, usage
+from edge.routes import (
+    accounts,
+    admin,
+    anthropic,
+    console,
+    embeddings,
+    models,
+    openai,
+    ops,
+    plans,
+    responses,
+    root,
+    usage,
+)
 from edge.routes import tokens as token_routes
 from edge.security import LoginThrottle, Sessions, new_jwt_secret
 from edge.services import Services
@@ -87,9 +100,11 @@ def setup_middleware(app: Sanic, settings: Settings) -> None:
 
 
 def setup_routes(app: Sanic) -> None:
-    for module in (accounts, token_routes, usage, plans, admin, openai, anthropic, ops,
-                   responses, embeddings, root):
+    for module in (accounts, token_routes, usage, plans, models, admin, openai, anthropic, ops, responses, embeddings):
         app.blueprint(module.blueprint)
+    # / is the console's page when it is on, else a JSON description; HEAD / answers either
+    # way (Claude Code probes it).
+    app.blueprint(console.blueprint if app.ctx.settings.server.console else root.blueprint)
 
 
 def setup_lifecycle(app: Sanic) -> None:
@@ -103,6 +118,8 @@ def setup_lifecycle(app: Sanic) -> None:
                 {
                     "database_url": settings.database_url,
                     "rebuild_cron": settings.projections.rebuild_cron,
+                    "invite_reward": str(settings.invite_reward),
+                    "invite_max_rewards_per_day": settings.invite_max_rewards_per_day,
                     "configure_logs": configure_logs,
                     "report_lag": metrics.record_lag,
                 },
@@ -120,7 +137,7 @@ def setup_lifecycle(app: Sanic) -> None:
             Ledger, db, serving=True, on_batch=metrics.record_batch,
             stale_after=settings.ledger.recovery_stale_seconds, grace=settings.ledger.recovery_grace_seconds,
         )
-        secret = os.environ.get("TOKENSEA_JWT_SECRET", "")
+        secret = settings.jwt_secret
         if not secret:
             secret, created = await asyncio.to_thread(get_or_create, db, "jwt", new_jwt_secret)
             if created:

@@ -1,7 +1,12 @@
-"""The ``tokensea`` command: serve, administer, run projections, audit the ledger.
+"""The ``tokensea`` command: serve, migrate, administer, run projections, audit the ledger.
 
 Every command reads ``TOKENSEA_DATABASE_URL`` (default ``sqlite:///tokensea.db``) and
-``TOKENSEA_CONFIG`` (or ``--config``).
+``TOKENSEA_CONFIG`` (or ``--config``), through the one settings object.
+
+A failure is one line on stderr that says what is wrong and what to do, and an exit
+code a script can act on (``EXIT_*`` below); ``--debug`` shows the traceback instead.
+The auditor's commands (``db status``, ``projections status``, ``ledger verify``,
+``ledger export``) only read: on PostgreSQL their sessions are read-only.
 """
 
 from __future__ import annotations
@@ -19,9 +24,29 @@ from typing import Any
 
 from edge.settings import Settings, SettingsError, load
 
+EXIT_OK = 0
+EXIT_FOUND = 1  # the command ran and found a problem: differences, a name taken, a rebuild running
+EXIT_USAGE = 2  # bad usage, configuration or input, or a database that needs `tokensea db upgrade`
+EXIT_UNREACHABLE = 3  # the database cannot be reached
+EXIT_INTERNAL = 70  # a bug: run again with --debug for the traceback
+
+
+class Failure(Exception):
+    """What a command says when it fails: one line, and its exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load(getattr(args, "config", None))
+
+
+def _database(settings: Settings) -> Any:
+    from ledger import Database
+
+    return Database.from_url(settings.database_url)
 
 
 def _progress(label: str) -> Callable[[int, int], None]:
@@ -40,6 +65,10 @@ def _progress(label: str) -> Callable[[int, int], None]:
     return show
 
 
+def _say(record: dict[str, Any]) -> None:
+    print(json.dumps(record))
+
+
 def serve(args: argparse.Namespace) -> int:
     from edge.metrics import prepare_multiprocess
 
@@ -54,22 +83,44 @@ def serve(args: argparse.Namespace) -> int:
 
     from edge.app import create_app
     from edge.logs import configure
+    from ledger.migrations import upgrade
 
     configure()
     settings = _settings(args)
     if args.no_projections:  # another process (or host) runs them
         settings = replace(settings, projections=settings.projections.model_copy(update={"run_with_serve": False}))
+    # Before any worker opens the ledger; hosts starting together take turns (a lock).
+    applied = upgrade(_database(settings))
+    if applied:
+        logging.getLogger("tokensea").warning("database schema upgraded: %s", ", ".join(applied))
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(host=args.host, port=args.port, workers=args.workers, access_log=False, motd=False)
     Sanic.serve(primary=app, app_loader=loader)
-    return 0
+    return EXIT_OK
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    from ledger.migrations import status, upgrade
+
+    db = _database(_settings(args))
+    applied = upgrade(db)
+    _say({"applied": applied, "version": status(db).current})
+    return EXIT_OK
+
+
+def db_status(args: argparse.Namespace) -> int:
+    from ledger.migrations import status
+
+    found = status(_database(_settings(args)))
+    _say({"version": found.current, "head": found.head, "pending": found.pending})
+    return EXIT_OK if not found.pending else EXIT_FOUND
 
 
 def _ledger(settings: Settings) -> Any:
-    from ledger import Database, Ledger
+    from ledger import Ledger
 
-    return Ledger(Database.from_url(settings.database_url))
+    return Ledger(_database(settings))
 
 
 def create_user(args: argparse.Namespace) -> int:
@@ -80,8 +131,7 @@ def create_user(args: argparse.Namespace) -> int:
     settings = _settings(args)
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else ""
     if len(password) < 6:
-        print("a password of at least 6 characters is required on stdin (--password-stdin)", file=sys.stderr)
-        return 2
+        raise Failure("a password of at least 6 characters is required on stdin (--password-stdin)", EXIT_USAGE)
     ledger = _ledger(settings)
     try:
         user_id = ledger.run(
@@ -96,12 +146,11 @@ def create_user(args: argparse.Namespace) -> int:
             )
         )
     except Conflict:
-        print(f"user {args.username!r} already exists", file=sys.stderr)
-        return 1
+        raise Failure(f"user {args.username!r} already exists", EXIT_FOUND) from None
     finally:
         ledger.close()
-    print(json.dumps({"id": str(user_id), "username": args.username, "role": args.role}))
-    return 0
+    _say({"id": str(user_id), "username": args.username, "role": args.role})
+    return EXIT_OK
 
 
 def grant(args: argparse.Namespace) -> int:
@@ -115,16 +164,15 @@ def grant(args: argparse.Namespace) -> int:
     try:
         user = ledger.read(lambda q: q.user_by_username(args.username))
         if user is None:
-            print(f"no user named {args.username!r}", file=sys.stderr)
-            return 1
+            raise Failure(f"no user named {args.username!r}", EXIT_USAGE)
         reference = f"admin:{user['user_id']}:{args.reference or uuid.uuid4().hex}"
         recorded = ledger.run(
             commands.GrantQuota(user["user_id"], amount, GrantReason.ADMIN, args.reason or "granted with the CLI", reference)
         )
     finally:
         ledger.close()
-    print(json.dumps({"username": args.username, "amount": str(amount), "recorded": bool(recorded)}))
-    return 0
+    _say({"username": args.username, "amount": str(amount), "recorded": bool(recorded)})
+    return EXIT_OK
 
 
 def projections_run(args: argparse.Namespace) -> int:
@@ -133,70 +181,63 @@ def projections_run(args: argparse.Namespace) -> int:
 
     configure()
     settings = _settings(args)
-    process.run(settings.database_url, settings.projections.rebuild_cron)
-    return 0
+    process.run(settings.database_url, settings.projections.rebuild_cron, invite_reward=str(settings.invite_reward),
+                invite_max_rewards_per_day=settings.invite_max_rewards_per_day)
+    return EXIT_OK
 
 
 def projections_rebuild(args: argparse.Namespace) -> int:
     import time
 
-    from ledger import Database
     from ledger.log import EventLog
     from projections.rebuild import rebuild
     from projections.scheduler import exclusive
     from projections.store import ALL, by_name
 
-    settings = _settings(args)
-    db = Database.from_url(settings.database_url)
+    db = _database(_settings(args))
     try:
         chosen = [by_name(args.name)] if args.name else list(ALL)
     except KeyError as exc:
-        print(exc.args[0], file=sys.stderr)
-        return 2
+        raise Failure(exc.args[0], EXIT_USAGE) from None
     events = EventLog(db)
     try:
         with exclusive(db) as mine:
             if not mine:
-                print("another process is rebuilding; try again later", file=sys.stderr)
-                return 1
+                raise Failure("another process is rebuilding; try again later", EXIT_FOUND)
             started = time.perf_counter()
             count = rebuild(db, events, chosen, _progress("rebuild"))
             elapsed = time.perf_counter() - started
             rate = count / elapsed if elapsed else 0
-            print(json.dumps({"projections": [p.name for p in chosen], "events": count,
-                              "seconds": round(elapsed, 3), "eventsPerSecond": round(rate)}))
+            _say({"projections": [p.name for p in chosen], "events": count,
+                  "seconds": round(elapsed, 3), "eventsPerSecond": round(rate)})
     finally:
         events.close()
-    return 0
+    return EXIT_OK
 
 
 def projections_status(args: argparse.Namespace) -> int:
-    from ledger import Database
     from ledger.log import EventLog
-    from projections.store import Runner
+    from projections.store import lag_report
 
-    settings = _settings(args)
-    db = Database.from_url(settings.database_url)
-    events = EventLog(db)
-    runner = Runner(db, events)
+    db = _database(_settings(args))
+    events = EventLog(db, read_only=True)
+    conn = db.connect(read_only=True)
     try:
-        for lag in runner.lag():
-            print(json.dumps({"projection": lag.name, "position": lag.position, "head": lag.head,
-                              "eventsBehind": lag.events, "secondsBehind": round(lag.seconds, 3)}))
+        for lag in lag_report(db, conn, events):
+            _say({"projection": lag.name, "position": lag.position, "head": lag.head,
+                  "eventsBehind": lag.events, "secondsBehind": round(lag.seconds, 3)})
     finally:
-        runner.reset()
+        conn.close()
         events.close()
-    return 0
+    return EXIT_OK
 
 
 def ledger_verify(args: argparse.Namespace) -> int:
-    from ledger import Database
     from ledger.log import EventLog
     from projections.verify import verify
 
-    settings = _settings(args)
-    db = Database.from_url(settings.database_url)
-    events = EventLog(db)
+    db = _database(_settings(args))
+    events = EventLog(db, read_only=True)
     try:
         problems = verify(db, events, _progress("verify"))
     finally:
@@ -205,32 +246,36 @@ def ledger_verify(args: argparse.Namespace) -> int:
         print(line)
     if problems:
         print(f"ledger verify: {len(problems)} difference(s)", file=sys.stderr)
-        return 1
-    print("ledger verify: every balance, log and breakdown agrees with the events", file=sys.stderr)
-    return 0
+        return EXIT_FOUND
+    print("ledger verify: every derived value agrees with the events", file=sys.stderr)
+    return EXIT_OK
 
 
 def ledger_export(args: argparse.Namespace) -> int:
-    from ledger import Database
     from ledger.export import export
     from ledger.log import EventLog
 
-    settings = _settings(args)
-    events = EventLog(Database.from_url(settings.database_url))
+    events = EventLog(_database(_settings(args)), read_only=True)
     try:
         for line in export(events, since=args.since):
             sys.stdout.write(line + "\n")
     finally:
         events.close()
-    return 0
+    return EXIT_OK
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="tokensea", description="TokenSea: an LLM API gateway with an event-sourced ledger")
+    root = argparse.ArgumentParser(
+        prog="tokensea", description="TokenSea: an LLM API gateway with an event-sourced ledger",
+        epilog="exit codes: 0 done; 1 a problem found (differences, a name taken, a rebuild running); "
+               "2 bad usage, configuration or input, or the database needs `tokensea db upgrade`; "
+               "3 the database is unreachable; 70 an internal error (see --debug)",
+    )
     root.add_argument("--config", help="TOML configuration file (else TOKENSEA_CONFIG, else ./tokensea.toml)")
+    root.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     commands = root.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("serve", help="run the gateway")
+    run = commands.add_parser("serve", help="run the gateway (applies pending migrations first)")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--workers", type=int, default=1)
@@ -238,6 +283,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--no-projections", action="store_true",
                      help="do not start the projection process (run `tokensea projections run` elsewhere)")
     run.set_defaults(handler=serve)
+
+    schema = commands.add_parser("db", help="the database's schema").add_subparsers(dest="action", required=True)
+    schema.add_parser("upgrade", help="apply pending migrations").set_defaults(handler=db_upgrade)
+    schema.add_parser("status", help="the schema version, and what is pending (exit 1 if any)").set_defaults(
+        handler=db_status)
 
     admin = commands.add_parser("admin", help="administer users").add_subparsers(dest="action", required=True)
     create = admin.add_parser("create-user", help="create a user")
@@ -256,16 +306,46 @@ def parser() -> argparse.ArgumentParser:
     views = commands.add_parser("projections", help="read models").add_subparsers(dest="action", required=True)
     views.add_parser("run", help="follow the ledger and run scheduled rebuilds").set_defaults(handler=projections_run)
     again = views.add_parser("rebuild", help="rebuild from the ledger and swap in")
-    again.add_argument("name", nargs="?", help="balances, request_logs or daily_usage (default: all)")
+    again.add_argument("name", nargs="?", help="balances, request_logs, daily_usage or hourly_usage (default: all)")
     again.set_defaults(handler=projections_rebuild)
-    views.add_parser("status", help="positions and lag").set_defaults(handler=projections_status)
+    views.add_parser("status", help="positions and lag (read-only)").set_defaults(handler=projections_status)
 
     books = commands.add_parser("ledger", help="audit the ledger").add_subparsers(dest="action", required=True)
-    books.add_parser("verify", help="recompute everything from the events and compare").set_defaults(handler=ledger_verify)
-    out = books.add_parser("export", help="every event as JSON lines, in order")
+    books.add_parser("verify", help="recompute every derived value from the events and compare (read-only)"
+                     ).set_defaults(handler=ledger_verify)
+    out = books.add_parser("export", help="every event as JSON lines, in order (read-only)")
     out.add_argument("--since", type=int, default=0, help="only events after this notification id")
     out.set_defaults(handler=ledger_export)
     return root
+
+
+def _failure(exc: BaseException) -> Failure:
+    """What to tell the user about ``exc``: one line, and the exit code."""
+    from domain.errors import DomainError
+    from ledger import InvalidValue, LedgerError, LedgerUnavailable, SchemaNotCurrent
+    from ledger.database import DatabaseUrlError
+    from ledger.failures import classify
+
+    if isinstance(exc, Failure):
+        return exc
+    if isinstance(exc, SettingsError):
+        return Failure(f"configuration error: {exc}", EXIT_USAGE)
+    if isinstance(exc, DatabaseUrlError):
+        return Failure(f"TOKENSEA_DATABASE_URL: {exc}", EXIT_USAGE)
+    if isinstance(exc, SchemaNotCurrent):
+        return Failure(str(exc), EXIT_USAGE)
+    if isinstance(exc, DomainError | InvalidValue):
+        return Failure(str(exc), EXIT_USAGE)
+    error = exc if isinstance(exc, LedgerError) else classify(exc)
+    if isinstance(error, LedgerUnavailable):
+        detail = (str(error).strip() or "no answer").splitlines()[0]
+        return Failure(
+            f"the database is unreachable ({detail}): check TOKENSEA_DATABASE_URL and that the database is running",
+            EXIT_UNREACHABLE,
+        )
+    if isinstance(error, LedgerError):
+        return Failure(str(error), EXIT_USAGE)
+    return Failure(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", EXIT_INTERNAL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -273,11 +353,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        failure = _failure(exc)
+        print(f"tokensea: {failure}", file=sys.stderr)
+        return failure.code
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "Breakdown": {
         "type": "object",
-        "properties": {"date": {"type": "string"}, "model": {"type": "string"}, "requestCount": {"type": "integer"},
+        "properties": {"date": {"type": "string"}, "hour": {"type": "string", "description": "YYYY-MM-DDTHH:00:00Z"},
+                       "model": {"type": "string"}, "requestCount": {"type": "integer"},
                        "failedCount": {"type": "integer"}, "promptTokens": {"type": "integer"},
                        "completionTokens": {"type": "integer"}, "cost": MONEY},
     },
@@ -68,7 +69,16 @@ SCHEMAS: dict[str, Any] = {
         "required": ["totalRequests", "totalCost", "dailyBreakdown", "modelBreakdown"],
         "properties": {"period": {"type": "string"}, "totalRequests": {"type": "integer"}, "totalCost": MONEY,
                        "dailyBreakdown": {"type": "array", "items": {"$ref": "#/components/schemas/Breakdown"}},
-                       "modelBreakdown": {"type": "array", "items": {"$ref": "#/components/schemas/Breakdown"}}},
+                       "modelBreakdown": {"type": "array", "items": {"$ref": "#/components/schemas/Breakdown"}},
+                       "hourlyBreakdown": {"type": "array", "items": {"$ref": "#/components/schemas/Breakdown"},
+                                           "description": "period 24h only: by UTC hour, the current one and the 23 before"}},
+    },
+    "Model": {
+        "type": "object",
+        "required": ["id", "input", "output", "cacheRead", "cacheWrite", "maxOutputTokens"],
+        "description": "a model alias and its first route's unit prices, in cents per million tokens",
+        "properties": {"id": {"type": "string"}, "input": MONEY, "output": MONEY, "cacheRead": MONEY, "cacheWrite": MONEY,
+                       "maxOutputTokens": {"type": ["integer", "null"]}},
     },
     "Plan": {
         "type": "object",
@@ -159,8 +169,13 @@ def document() -> dict[str, Any]:
             "responses": _answer(_ref("Stats"), "Totals, by day and by model", 400, 401)}},
         "/api/plans": {"get": {"summary": "The configured plans", "tags": ["plans"], "security": SESSION,
             "responses": _answer({"type": "array", "items": _ref("Plan")}, "Plans", 401)}},
-        "/api/admin/users": {"get": {"summary": "Every user (admins)", "tags": ["admin"], "security": SESSION,
-            "parameters": PAGING, "responses": _answer(_page_of("User"), "A page of users", 400, 401, 403)}},
+        "/api/models": {"get": {"summary": "The model catalogue with unit prices", "tags": ["models"],
+            "security": SESSION, "responses": _answer({"type": "array", "items": _ref("Model")}, "Models", 401)}},
+        "/api/admin/users": {"get": {"summary": "Every user, or those matching q (admins)", "tags": ["admin"],
+            "security": SESSION,
+            "parameters": [*PAGING, {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 64},
+                                     "description": "case-insensitive text in the username, name or email"}],
+            "responses": _answer(_page_of("User"), "A page of users", 400, 401, 403)}},
         "/api/admin/users/{id}": {"patch": {"summary": "Change a user's status or role (admins)", "tags": ["admin"],
             "security": SESSION, "parameters": [USER_ID], "requestBody": _body(AdministerUser),
             "responses": _answer(_ref("User"), "The user", 400, 401, 403, 404)}},
@@ -211,14 +226,3 @@ def document() -> dict[str, Any]:
             },
         },
     }
-
-
-DOCS_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>TokenSea API</title>
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"></div>
-<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
-<noscript>The API document is at <a href="/openapi.json">/openapi.json</a>.</noscript>
-</body></html>
-"""

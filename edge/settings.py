@@ -1,4 +1,5 @@
-"""Settings, read once at start-up: a TOML file for policy, the environment for secrets.
+"""Settings, read once at start-up: a TOML file for policy, the environment for secrets
+and the database's address. Nothing else in TokenSea reads the environment.
 
 The file is ``--config``, else ``TOKENSEA_CONFIG``, else ``./tokensea.toml`` if it
 exists, else built-in defaults. Secrets never come from the file: provider keys are
@@ -23,6 +24,7 @@ from domain.errors import DomainError
 from domain.money import Money, to_decimal
 from domain.pricing import Price, multiplier_of
 from edge import catalogue as builtin
+from ledger.database import DEFAULT_URL
 
 
 class SettingsError(ValueError):
@@ -85,6 +87,7 @@ class UpstreamConfig(_Strict):
 class ServerConfig(_Strict):
     max_body_mb: int = Field(default=32, gt=0, le=1024)
     access_log: bool = True
+    console: bool = True  # the web console at / (false for API-only deployments)
     cors_origins: list[str] = []
     proxies_count: int = Field(default=0, ge=0)
     login_max_failures: int = Field(default=5, gt=0)
@@ -108,6 +111,7 @@ class LedgerConfig(_Strict):
 class FileConfig(_Strict):
     signup_quota: Any = "0"
     invite_reward: Any = "100"
+    invite_max_rewards_per_day: int = Field(default=10, ge=0, le=10_000)
     jwt_ttl_days: int = Field(default=7, gt=0, le=365)
     providers: list[ProviderConfig] = []
     models: list[ModelConfig] = []
@@ -129,6 +133,7 @@ class Settings:
     signup_quota: Money
     invite_reward: Money
     jwt_ttl_days: int
+    invite_max_rewards_per_day: int
     catalogue: Catalogue
     upstream: UpstreamConfig
     server: ServerConfig
@@ -136,6 +141,7 @@ class Settings:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     source: str = "built-in defaults"
     provider_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    jwt_secret: str = field(default="", repr=False)  # TOKENSEA_JWT_SECRET; empty: one is kept in the database
 
     @property
     def max_body_bytes(self) -> int:
@@ -172,9 +178,10 @@ def load(explicit: str | None = None, *, database_url: str | None = None) -> Set
     except DomainError as exc:
         raise SettingsError(f"{path or 'configuration'}: {exc}") from None
     return Settings(
-        database_url=database_url or os.environ.get("TOKENSEA_DATABASE_URL") or "sqlite:///tokensea.db",
+        database_url=database_url or os.environ.get("TOKENSEA_DATABASE_URL") or DEFAULT_URL,
         signup_quota=signup,
         invite_reward=reward,
+        invite_max_rewards_per_day=parsed.invite_max_rewards_per_day,
         jwt_ttl_days=parsed.jwt_ttl_days,
         catalogue=catalogue,
         upstream=parsed.upstream,
@@ -185,6 +192,7 @@ def load(explicit: str | None = None, *, database_url: str | None = None) -> Set
         provider_keys={
             p.name: os.environ.get(p.api_key_env, "") for p in catalogue.providers.values()
         },
+        jwt_secret=os.environ.get("TOKENSEA_JWT_SECRET", ""),
     )
 
 

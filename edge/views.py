@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from domain.catalogue import Plan
+from domain.catalogue import Model, Plan
 from domain.money import format_decimal
 
 
@@ -78,4 +78,17 @@ def plan(value: Plan) -> dict[str, Any]:
         "name": value.name,
         "models": list(value.models),
         "priceMultiplier": format_decimal(value.price_multiplier),
+    }
+
+
+def model(value: Model) -> dict[str, Any]:
+    """A model alias with its first route's unit prices, in cents per million tokens."""
+    price = value.primary.price
+    return {
+        "id": value.id,
+        "input": format_decimal(price.input),
+        "output": format_decimal(price.output),
+        "cacheRead": format_decimal(price.cache_read),
+        "cacheWrite": format_decimal(price.cache_write),
+        "maxOutputTokens": value.max_output_tokens,
     }

@@ -17,20 +17,28 @@ Invariants (SPEC §5) and how this package keeps them:
 5. *Durable.* Holds are written before a request reaches an upstream; a charge is
    committed (synchronous commit) before the client sees the end of the answer;
    holds left by a dead process are settled as ``interrupted`` (``ledger.recovery``).
-6. *Fail closed.* Any database error surfaces as ``LedgerUnavailable``; the edge
-   answers 503. Connections are re-opened on the next call, so service resumes by
-   itself when the database returns.
+6. *Fail closed.* An unreachable database surfaces as ``LedgerUnavailable``
+   (``ledger.failures``); the edge answers 503. Connections are re-opened on the next
+   call, so service resumes by itself when the database returns.
 7. *Replayable.* ``ledger.replay`` folds the ledger from the first event.
 
-Throughput: writes go through group-commit writers (``ledger.batching``): many
-requests' events share one transaction and one fsync, each caller awaiting its own
-commit. On PostgreSQL the event loop writes its holds and charges itself, grouped the
-same way (``ledger.lanes``).
+Throughput: holds and charges go through one group commit (``ledger.group_commit``),
+with a driver per backend: many requests share one transaction and one fsync, each
+caller awaiting its own outcome. Users, keys and grants are few and run one at a time
+(``ledger.command_runner``). The schema changes only by migration (``ledger.migrations``).
 """
 
-from ledger.admission import Hold
+from ledger.admission import Hold, OutputBound
 from ledger.database import Database
-from ledger.errors import Conflict, InvalidValue, LedgerError, LedgerUnavailable, NotFound, Refused
+from ledger.errors import (
+    Conflict,
+    InvalidValue,
+    LedgerError,
+    LedgerUnavailable,
+    NotFound,
+    Refused,
+    SchemaNotCurrent,
+)
 from ledger.service import Ledger
 
 __all__ = [
@@ -42,5 +50,7 @@ __all__ = [
     "LedgerError",
     "LedgerUnavailable",
     "NotFound",
+    "OutputBound",
     "Refused",
+    "SchemaNotCurrent",
 ]

@@ -21,6 +21,11 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Transcoder, Transcoding
 
 from domain.money import Money
+from ledger.database import Database
+from ledger.effects import Effects
+from ledger.errors import LedgerError, LedgerUnavailable
+from ledger.failures import classify
+from ledger.migrations import require_current
 
 _ENCODERS: dict[type, tuple[str, Callable[[Any], Any]]] = {
     UUID: ("uuid_hex", lambda value: value.hex),
@@ -124,3 +129,23 @@ class LedgerApplication(Application[UUID]):
 
     def construct_transcoder(self) -> Transcoder:
         return LedgerTranscoder()
+
+
+def open_application(db: Database, *, read_only: bool = False) -> LedgerApplication:
+    """The application on ``db``, whose schema must be this release's (it changes none),
+    with its recorder folding each save into the index tables (``ledger.effects``)."""
+    try:
+        conn = db.connect(read_only=read_only)
+    except LedgerError:
+        raise
+    except Exception as exc:
+        if not isinstance(error := classify(exc), LedgerUnavailable):
+            raise
+        raise LedgerUnavailable(f"cannot open the ledger at {db.redacted()}: {error}") from exc
+    try:
+        require_current(db, conn)
+    finally:
+        conn.close()
+    app = LedgerApplication(env=db.eventsourcing_env())
+    app.recorder.effects = Effects(db)  # type: ignore[attr-defined]
+    return app

@@ -1,10 +1,10 @@
-"""Commands the event writer runs: each turns a request into aggregates to save.
+"""Commands: each turns a request (a registration, a key, a grant…) into events to save.
 
 ``prepare`` may read (the index tables, the repository) and raise a domain or ledger
-error; the writer saves what it returns in one transaction with the rest of its batch.
-When a save collides (a unique name taken meanwhile, a concurrent change to the same
-aggregate), the writer prepares the command again on fresh state, so every check
-here is re-evaluated; a ``Settle`` collision means the request was already charged.
+error; ``ledger.command_runner`` saves what it returns in one transaction. When a save
+collides (a unique name taken meanwhile, a concurrent change to the same aggregate), the
+command is prepared again on fresh state, so every check here is re-evaluated. Charges
+are not commands: they go through the group commit (``ledger.group_commit``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from domain.charges import Charge
-from domain.grants import Grant, GrantReason
+from domain.grants import Grant, GrantReason, RewardSlot
 from domain.keys import ApiKey, KeyStatus
 from domain.money import Money
+from domain.rates import Limits
 from domain.users import Role, Status, User
 from ledger.errors import Conflict, NotFound
 from ledger.queries import Queries
@@ -62,22 +62,6 @@ class Command(Protocol):
 
 
 @dataclass(frozen=True)
-class Settle:
-    """Record a request's ``TokensConsumed`` (and release its hold). Returns True if
-    this call recorded it, False if the request had already been charged."""
-
-    events: tuple[Any, ...]
-    idempotent: bool = True
-
-    @classmethod
-    def of(cls, charge: Charge.TokensConsumed) -> Settle:
-        return cls((charge,))
-
-    def prepare(self, ctx: Context) -> Prepared:
-        return Prepared(list(self.events), True)
-
-
-@dataclass(frozen=True)
 class RegisterUser:
     username: str
     password_hash: str
@@ -109,14 +93,52 @@ class RegisterUser:
         if self.signup_quota:
             saved.append(Grant.give(f"signup:{user.id}", user.id, self.signup_quota, GrantReason.SIGNUP))
         if inviter is not None and self.invite_reward:
+            # The invitee's now; the inviter's once the invitee is charged (``RewardInviter``).
             saved.append(Grant.give(f"invite:{user.id}:invitee", user.id, self.invite_reward, GrantReason.INVITE))
-            saved.append(
-                Grant.give(
-                    f"invite:{user.id}:inviter", inviter, self.invite_reward, GrantReason.INVITE,
-                    note=f"invited {self.username}",
-                )
-            )
         return Prepared.of(saved, user.id)
+
+
+def inviter_reward_reference(invitee: UUID) -> str:
+    """The reference of the grant that pays an invitee's inviter: one per invitee, ever."""
+    return f"invite:{invitee}:inviter"
+
+
+@dataclass(frozen=True)
+class RewardInviter:
+    """Pay ``invitee``'s inviter their reward, in one of their ``slots`` for ``day``.
+
+    True if this paid it; False if it was paid already (or the invitee has no inviter);
+    None if the inviter's rewards for ``day`` are all taken (a later charge of the invitee,
+    on another day, tries again). The grant and its slot are saved together: if another
+    reward took the slot meanwhile, the runner prepares this again, and it takes the next.
+    """
+
+    invitee: UUID
+    reward: Money
+    slots: int
+    day: str
+    idempotent: bool = False
+
+    def prepare(self, ctx: Context) -> Prepared:
+        invitee = _user(ctx, self.invitee)
+        reference = inviter_reward_reference(self.invitee)
+        if invitee.invited_by is None or _exists(ctx, Grant.create_id(reference)):
+            return Prepared([], False)
+        for slot in range(1, self.slots + 1):
+            if not _exists(ctx, RewardSlot.create_id(invitee.invited_by, self.day, slot)):
+                grant = Grant.give(reference, invitee.invited_by, self.reward, GrantReason.INVITE,
+                                   note=f"invited {invitee.username}")
+                taken = RewardSlot(inviter=invitee.invited_by, invitee=self.invitee, day=self.day, slot=slot)
+                return Prepared.of([grant, taken], True)
+        return Prepared([], None)
+
+
+def _exists(ctx: Context, aggregate_id: UUID) -> bool:
+    try:
+        ctx.get(aggregate_id)
+    except AggregateNotFoundError:
+        return False
+    return True
 
 
 def _user(ctx: Context, user_id: UUID) -> User:
@@ -147,6 +169,7 @@ class AdministerUser:
     user_id: UUID
     status: Status | None
     role: Role | None
+    limits: Limits | None = None  # None: leave them as they are
     idempotent: bool = False
 
     def prepare(self, ctx: Context) -> Prepared:
@@ -155,6 +178,8 @@ class AdministerUser:
             user.change_status(self.status)
         if self.role is not None:
             user.change_role(self.role)
+        if self.limits is not None:
+            user.change_limits(self.limits)
         return Prepared.of([user], user.id)
 
 
@@ -185,6 +210,7 @@ class CreateKey:
     models: list[str] | None
     plan_id: int | None
     expires_at: datetime | None
+    limits: Limits | None = None
     idempotent: bool = False
 
     def prepare(self, ctx: Context) -> Prepared:
@@ -199,6 +225,8 @@ class CreateKey:
             plan_id=self.plan_id,
             expires_at=self.expires_at,
         )
+        if self.limits is not None:
+            key.change_limits(self.limits)
         return Prepared.of([key], key.id)
 
 
@@ -214,6 +242,7 @@ class UpdateKey:
     name: str | None = None
     status: KeyStatus | None = None
     quota: Any = _UNSET
+    limits: Limits | None = None
     delete: bool = False
     idempotent: bool = False
 
@@ -233,4 +262,6 @@ class UpdateKey:
             key.change_status(self.status)
         if self.quota is not _UNSET:
             key.change_quota(self.quota)
+        if self.limits is not None:
+            key.change_limits(self.limits)
         return Prepared.of([key], key.id)

@@ -1,15 +1,16 @@
-"""Where the ledger lives: ``TOKENSEA_DATABASE_URL`` parsed once into a ``Database``.
+"""Where the ledger lives: the database URL (``TOKENSEA_DATABASE_URL``, read once with the
+other settings) parsed into a ``Database``.
 
 Two backends share one SQL dialect written for PostgreSQL (``%s`` placeholders);
 ``Database.sql()`` adapts a statement for SQLite. Money is ``NUMERIC`` on PostgreSQL
-and ``TEXT`` on SQLite (SQLite's numbers are binary floats), so arithmetic on money
-always happens in Python with ``Decimal``, never in SQL.
+and ``TEXT`` on SQLite, whose numbers are binary floats: on SQLite every sum of money
+happens in Python's exact ``Decimal`` context; PostgreSQL's ``numeric`` is exact too, so
+its functions (``ts_admit``, ``ts_append_charges``) add and compare there.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -20,11 +21,13 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
+
+from ledger.errors import SchemaNotCurrent
 
 DEFAULT_URL = "sqlite:///tokensea.db"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -62,8 +65,7 @@ class Database:
     schema: str = "public"
 
     @classmethod
-    def from_url(cls, url: str | None = None) -> Database:
-        url = url or os.environ.get("TOKENSEA_DATABASE_URL") or DEFAULT_URL
+    def from_url(cls, url: str = DEFAULT_URL) -> Database:
         parsed = urlparse(url)
         if parsed.scheme == "sqlite":
             # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy reads them.
@@ -81,7 +83,7 @@ class Database:
                 backend="postgres",
                 host=parsed.hostname or "127.0.0.1",
                 port=parsed.port or 5432,
-                user=unquote(parsed.username or "") or os.environ.get("PGUSER", "postgres"),
+                user=unquote(parsed.username or "") or "postgres",
                 password=unquote(parsed.password or ""),
                 dbname=(parsed.path or "/").lstrip("/") or "postgres",
                 schema=schema,
@@ -112,15 +114,25 @@ class Database:
 
     # -- connections -------------------------------------------------------------------
 
-    def connect(self, *, autocommit: bool = True) -> Any:
-        """A new DB-API connection whose rows index by column name."""
+    def connect(self, *, autocommit: bool = True, read_only: bool = False) -> Any:
+        """A new DB-API connection whose rows index by column name. ``read_only``: one
+        that cannot write, whatever it is asked (the auditor's commands use it)."""
         if self.backend == "sqlite":
-            lite = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            if read_only:
+                if not Path(self.path).is_file():
+                    raise SchemaNotCurrent(f"there is no database at {self.path}: run `tokensea db upgrade`")
+                lite = sqlite3.connect(f"file:{quote(self.path)}?mode=ro", uri=True, timeout=30,
+                                       isolation_level=None, check_same_thread=False)
+            else:
+                lite = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                lite.execute("PRAGMA journal_mode=WAL")
             lite.row_factory = sqlite3.Row
-            lite.execute("PRAGMA journal_mode=WAL")
             lite.execute("PRAGMA busy_timeout=30000")
             return lite
-        return psycopg.connect(**self._postgres_params(), autocommit=autocommit, row_factory=dict_row)
+        params = self._postgres_params()
+        if read_only:
+            params["options"] += " -c default_transaction_read_only=on"
+        return psycopg.connect(**params, autocommit=autocommit, row_factory=dict_row)
 
     async def aconnect(self) -> Any:
         """PostgreSQL: a new asyncio connection, in autocommit, rows by column name."""
@@ -164,6 +176,7 @@ class Database:
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": self.path,
                 "SQLITE_LOCK_TIMEOUT": "30",
+                "CREATE_TABLE": "false",  # the migrations create every table
                 "APPLICATION_RECORDER_TOPIC": "ledger.recorders:SQLiteLedgerRecorder",
             }
         return {
@@ -178,6 +191,7 @@ class Database:
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_MAX_OVERFLOW": "4",
             "POSTGRES_LOCK_TIMEOUT": "30",
+            "CREATE_TABLE": "false",
             "APPLICATION_RECORDER_TOPIC": "ledger.recorders:PostgresLedgerRecorder",
         }
 

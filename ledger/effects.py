@@ -46,14 +46,14 @@ class _Row:
 
 _USER_COLUMNS = (
     "user_id", "username", "username_key", "name", "email", "role", "status", "password_hash",
-    "invite_code", "invited_by", "created_at", "granted", "used", "held",
+    "invite_code", "invited_by", "created_at", "granted", "used", "held", "rpm", "tpm", "max_concurrency",
 )
-_USER_MUTABLE = ("name", "email", "role", "status", "granted", "used", "held")
+_USER_MUTABLE = ("name", "email", "role", "status", "granted", "used", "held", "rpm", "tpm", "max_concurrency")
 _KEY_COLUMNS = (
     "key_id", "user_id", "digest", "prefix", "name", "status", "quota", "models", "plan_id",
-    "expires_at", "created_at", "used", "held",
+    "expires_at", "created_at", "used", "held", "rpm", "tpm", "max_concurrency",
 )
-_KEY_MUTABLE = ("name", "status", "quota", "used", "held")
+_KEY_MUTABLE = ("name", "status", "quota", "used", "held", "rpm", "tpm", "max_concurrency")
 
 
 class Effects:
@@ -79,23 +79,22 @@ class Effects:
             self._settle(cur, charges)
 
     def _settle(self, cur: Any, charges: Sequence[Any]) -> None:
-        """Release each charge's hold and leave its cost in the ``ts_settled`` inbox,
-        for the user and for the key (the released amount is the hold row's own)."""
-        request_ids = [charge.request_id for charge in charges]
-        if self.db.is_postgres:
-            # ``ts_release_holds`` (``ledger.schema``), as for a batch of charges alone. One
-            # statement with no answer to wait for: it shares a round trip with the others.
-            cur.execute(
-                "SELECT ts_release_holds(%s::text[], %s::uuid[], %s::uuid[], %s::numeric[])",
-                [request_ids, [c.user_id for c in charges], [c.key_id for c in charges],
-                 [c.cost.cents for c in charges]],
-            )
-            return
-        rows = [(c.request_id, account, c.cost.cents) for c in charges for account in (c.user_id, c.key_id)]
-        released = self._take_holds(cur, request_ids)
+        """SQLite: release each charge's hold and leave its cost in the ``ts_settled``
+        inbox, for the user and for the key: the released amount is the hold row's own, and
+        so is the token bound whose excess over the tokens used is given back to the
+        tokens-per-minute window. On PostgreSQL ``ts_append_charges`` does this."""
+        assert not self.db.is_postgres, "PostgreSQL appends charges with ts_append_charges"
+        released = self._take_holds(cur, [charge.request_id for charge in charges])
+        rows = []
+        for c in charges:
+            hold = released.get(c.request_id)
+            used = c.input_tokens + c.output_tokens + c.cache_read_tokens + c.cache_write_tokens
+            amount, holds, refund = (_ZERO, 0, 0) if hold is None else (hold[0], 1, hold[1] - used)
+            rows += [(c.request_id, account, amount, c.cost.cents, holds, refund) for account in (c.user_id, c.key_id)]
         cur.executemany(
-            self.db.sql("INSERT INTO ts_settled (request_id, account_id, released, cost) VALUES (%s, %s, %s, %s)"),
-            [(request_id, account, released.get(request_id, _ZERO), cost) for request_id, account, cost in rows],
+            self.db.sql("INSERT INTO ts_settled (request_id, account_id, released, cost, holds, token_refund) "
+                        "VALUES (%s, %s, %s, %s, %s, %s)"),
+            rows,
         )
 
     def _lock_rows(
@@ -123,17 +122,18 @@ class Effects:
             rows[to_uuid(values[id_column])] = _Row(values, is_new=False)
         return rows
 
-    def _take_holds(self, cur: Any, request_ids: list[str]) -> dict[str, Decimal]:
+    def _take_holds(self, cur: Any, request_ids: list[str]) -> dict[str, tuple[Decimal, int]]:
+        """The amount and token bound of each of ``request_ids``' holds, which are deleted."""
         if not request_ids:
             return {}
         cur.execute(
             self.db.sql(
                 f"DELETE FROM ts_holds WHERE request_id IN ({self.db.in_list(len(request_ids))}) "
-                "RETURNING request_id, amount"
+                "RETURNING request_id, amount, tokens"
             ),
             request_ids,
         )
-        return {record["request_id"]: to_decimal(record["amount"]) for record in cur.fetchall()}
+        return {r["request_id"]: (to_decimal(r["amount"]), int(r["tokens"])) for r in cur.fetchall()}
 
     def _write(
         self,
@@ -174,7 +174,7 @@ def _touched(events: Sequence[object]) -> tuple[set[UUID], set[UUID]]:
     for event in events:
         if isinstance(event, User.Registered):
             continue
-        if isinstance(event, (User.ProfileChanged, User.RoleChanged, User.StatusChanged)):
+        if isinstance(event, (User.ProfileChanged, User.RoleChanged, User.StatusChanged, User.LimitsChanged)):
             user_ids.add(event.originator_id)
         elif isinstance(event, Grant.QuotaGranted):
             user_ids.add(event.user_id)
@@ -203,9 +203,14 @@ def _fold(event: object, users: dict[UUID, _Row], keys: dict[UUID, _Row]) -> Non
                 "granted": _ZERO,
                 "used": _ZERO,
                 "held": _ZERO,
+                "rpm": None,
+                "tpm": None,
+                "max_concurrency": None,
             },
             is_new=True,
         )
+    elif isinstance(event, User.LimitsChanged):
+        _set_limits(users[event.originator_id], event)
     elif isinstance(event, User.ProfileChanged):
         user = users[event.originator_id]
         user.set("name", event.name)
@@ -232,9 +237,14 @@ def _fold(event: object, users: dict[UUID, _Row], keys: dict[UUID, _Row]) -> Non
                 "created_at": event.timestamp,
                 "used": _ZERO,
                 "held": _ZERO,
+                "rpm": None,
+                "tpm": None,
+                "max_concurrency": None,
             },
             is_new=True,
         )
+    elif isinstance(event, ApiKey.KeyLimitsChanged):
+        _set_limits(keys[event.originator_id], event)
     elif isinstance(event, ApiKey.KeyRenamed):
         keys[event.originator_id].set("name", event.name)
     elif isinstance(event, ApiKey.KeyStatusChanged):
@@ -243,3 +253,8 @@ def _fold(event: object, users: dict[UUID, _Row], keys: dict[UUID, _Row]) -> Non
         keys[event.originator_id].set("quota", None if event.quota is None else event.quota.cents)
     elif isinstance(event, ApiKey.KeyDeleted):
         keys[event.originator_id].set("status", "deleted")
+
+
+def _set_limits(row: _Row, event: Any) -> None:
+    for column in ("rpm", "tpm", "max_concurrency"):
+        row.set(column, getattr(event, column))

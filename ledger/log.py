@@ -7,22 +7,17 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
-from ledger.application import LedgerApplication
+from ledger.application import LedgerApplication, open_application
 from ledger.database import Database
-from ledger.schema import create_tables, creating
 
 
 class EventLog:
     """The ledger's events in notification order (ids ascend; holes are possible)."""
 
-    def __init__(self, db: Database, app: LedgerApplication | None = None) -> None:
+    def __init__(self, db: Database, app: LedgerApplication | None = None, *, read_only: bool = False) -> None:
         self.db = db
         self._owned = app is None
-        if app is None:
-            with creating(db):
-                create_tables(db)
-                app = LedgerApplication(env=db.eventsourcing_env())
-        self.app = app
+        self.app = open_application(db, read_only=read_only) if app is None else app
 
     def read(self, after: int, limit: int) -> list[tuple[int, Any]]:
         notifications = self.app.recorder.select_notifications(after + 1, limit)

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from domain.rates import Limits
 from ledger.database import (
     Database,
     to_datetime,
@@ -22,12 +23,16 @@ from ledger.database import (
 
 _USER = (
     "user_id, username, name, email, role, status, password_hash, invite_code, invited_by, "
-    "created_at, granted, used, held"
+    "created_at, granted, used, held, rpm, tpm, max_concurrency"
 )
 _KEY = (
     "key_id, user_id, digest, prefix, name, status, quota, models, plan_id, expires_at, "
-    "created_at, used, held"
+    "created_at, used, held, rpm, tpm, max_concurrency"
 )
+
+
+def _limits(row: Any) -> Limits:
+    return Limits(row["rpm"], row["tpm"], row["max_concurrency"])
 
 
 def _user(row: Any) -> dict[str, Any]:
@@ -45,6 +50,7 @@ def _user(row: Any) -> dict[str, Any]:
         "granted": to_decimal(row["granted"]),
         "used": to_decimal(row["used"]),
         "held": to_decimal(row["held"]),
+        "limits": _limits(row),
     }
 
 
@@ -64,6 +70,7 @@ def _key(row: Any) -> dict[str, Any]:
         "created_at": to_datetime(row["created_at"]),
         "used": to_decimal(row["used"]),
         "held": to_decimal(row["held"]),
+        "limits": _limits(row),
     }
 
 

@@ -12,8 +12,6 @@ def get_or_create(db: Database, name: str, generate: Callable[[], str]) -> tuple
     """The stored secret ``name``, creating it once; True if this call created it."""
     conn = db.connect()
     try:
-        with db.transaction(conn) as cur:
-            cur.execute("CREATE TABLE IF NOT EXISTS ts_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
         candidate = generate()
         with db.transaction(conn) as cur:
             cur.execute(

@@ -1,6 +1,7 @@
 """The projection process: one per deployment, beside the HTTP workers (or on its own
-with ``tokensea projections run``). It follows the ledger and runs the scheduled
-rebuilds; nothing else in a deployment does either."""
+with ``tokensea projections run``). It follows the ledger, runs the scheduled rebuilds
+and pays invite rewards (``projections.invite_rewards``); nothing else in a deployment
+does either."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ledger import Database
+from domain.money import Money
+from ledger import Database, Ledger
 from ledger.log import EventLog
+from projections.invite_rewards import InviteRewards
 from projections.scheduler import Scheduler
 from projections.store import Runner, lag_report
 
@@ -35,6 +38,8 @@ def run(
     rebuild_cron: str,
     configure_logs: Callable[[], None] | None = None,
     report_lag: Callable[[str, float], None] | None = None,
+    invite_reward: str = "0",
+    invite_max_rewards_per_day: int = 10,
     **_: Any,
 ) -> None:
     """Run until SIGTERM/SIGINT; survives the database going away and coming back."""
@@ -44,15 +49,18 @@ def run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     db = Database.from_url(database_url)
-    events = None
-    while events is None and not stop.is_set():
+    ledger = None
+    while ledger is None and not stop.is_set():
         try:
-            events = EventLog(db)
-        except Exception as exc:  # noqa: BLE001 - wait for the database to appear
+            ledger = Ledger(db, readers=1)
+        except Exception as exc:  # noqa: BLE001 - wait for the database (and its schema) to appear
             log.warning("projections: cannot open the ledger yet (%s); retrying", exc)
             stop.wait(2.0)
-    if events is None:
+    if ledger is None:
         return
+    events = ledger.log
+    reward = Money.parse(invite_reward)
+    policies = [InviteRewards(ledger, reward, invite_max_rewards_per_day)] if reward.cents > 0 else []
     scheduler = Scheduler(db, events, rebuild_cron)
     scheduler.start()
     if report_lag is not None:
@@ -60,8 +68,8 @@ def run(
     log.info("projections: following the ledger; rebuilds at '%s' UTC", rebuild_cron)
     started = time.monotonic()
     try:
-        Runner(db, events).run(stop)
+        Runner(db, events, policies=policies).run(stop)
     finally:
         scheduler.shutdown()
-        events.close()
+        ledger.close()
         log.info("projections: stopped after %.0f s", time.monotonic() - started)

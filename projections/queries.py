@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from domain.money import EXACT
 from ledger.database import to_datetime, to_decimal, to_optional_datetime, to_uuid
 from ledger.queries import Queries
 from projections.logs import COLUMNS
@@ -76,35 +75,27 @@ class ProjectionQueries(Queries):
         return [_log(row) for row in rows], int(total)
 
     def daily_usage(self, user_id: UUID, first_day: str) -> list[dict[str, Any]]:
+        """Rows of ``proj_usage_daily`` from ``first_day`` (YYYY-MM-DD) on."""
         rows = self._all(
             f"SELECT day, model, {', '.join(FIELDS)}, cost FROM proj_usage_daily "
             "WHERE user_id = %s AND day >= %s ORDER BY day, model",
             [user_id, first_day],
         )
-        return [{"day": row["day"], "model": row["model"], **{f: int(row[f]) for f in FIELDS},
-                 "cost": to_decimal(row["cost"])} for row in rows]
+        return [{"day": row["day"], "model": row["model"], **_counts(row)} for row in rows]
 
-    def usage_since(self, user_id: UUID, since: datetime) -> list[dict[str, Any]]:
-        """Like ``daily_usage`` but from the logs, for windows shorter than a day."""
+    def hourly_usage(self, user_id: UUID, first_hour: str) -> list[dict[str, Any]]:
+        """Rows of ``proj_usage_hourly`` from ``first_hour`` (YYYY-MM-DDTHH:00:00Z) on,
+        each also labelled with its day: windows shorter than a day, never the logs."""
         rows = self._all(
-            "SELECT created_at, model, status, input_tokens, output_tokens, cache_read_tokens, "
-            "cache_write_tokens, cost FROM proj_request_logs WHERE user_id = %s AND created_at >= %s",
-            [user_id, since],
+            f"SELECT hour, model, {', '.join(FIELDS)}, cost FROM proj_usage_hourly "
+            "WHERE user_id = %s AND hour >= %s ORDER BY hour, model",
+            [user_id, first_hour],
         )
-        buckets: dict[tuple[str, str], dict[str, Any]] = {}
-        for row in rows:
-            key = (to_datetime(row["created_at"]).date().isoformat(), row["model"])
-            bucket = buckets.setdefault(
-                key, {"day": key[0], "model": key[1], **dict.fromkeys(FIELDS, 0), "cost": Decimal(0)}
-            )
-            bucket["requests"] += 1
-            bucket["failed"] += 0 if row["status"] == "success" else 1
-            bucket["prompt_tokens"] += row["input_tokens"] + row["cache_read_tokens"] + row["cache_write_tokens"]
-            bucket["completion_tokens"] += row["output_tokens"]
-            bucket["cache_read_tokens"] += row["cache_read_tokens"]
-            bucket["cache_write_tokens"] += row["cache_write_tokens"]
-            bucket["cost"] = EXACT.add(bucket["cost"], to_decimal(row["cost"]))
-        return sorted(buckets.values(), key=lambda b: (b["day"], b["model"]))
+        return [{"hour": row["hour"], "day": row["hour"][:10], "model": row["model"], **_counts(row)} for row in rows]
+
+
+def _counts(row: Any) -> dict[str, Any]:
+    return {**{f: int(row[f]) for f in FIELDS}, "cost": to_decimal(row["cost"])}
 
 
 def _log(row: Any) -> dict[str, Any]:

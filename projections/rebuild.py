@@ -18,7 +18,7 @@ from typing import Any
 from ledger.database import Database
 from ledger.log import EventLog
 from projections.base import Projection, Target
-from projections.store import ensure_tables, lock_positions
+from projections.store import ensure_tracking, lock_positions
 
 BATCH = 5000
 
@@ -48,7 +48,7 @@ def rebuild(
             projection.apply(Target(db, cur, tables, fresh=True), batch)
 
     try:
-        ensure_tables(db, conn, projections)
+        ensure_tracking(db, conn, [p.name for p in projections])
         with db.transaction(conn) as cur:
             for projection, tables in zip(projections, fresh, strict=True):
                 projection.create(db, cur, tables, generation)

@@ -15,18 +15,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from ledger.database import Database, to_datetime
 from ledger.log import EventLog
 from projections.balances import Balances
 from projections.base import Projection, Target
 from projections.logs import RequestLogs
-from projections.usage import DailyUsage
+from projections.usage import DailyUsage, HourlyUsage
 
 log = logging.getLogger(__name__)
 
-ALL: tuple[Projection, ...] = (Balances(), RequestLogs(), DailyUsage())
+ALL: tuple[Projection, ...] = (Balances(), RequestLogs(), DailyUsage(), HourlyUsage())
 
 
 def by_name(name: str) -> Projection:
@@ -40,17 +40,23 @@ def live_tables(projection: Projection) -> dict[str, str]:
     return {logical: logical for logical in projection.tables}
 
 
-def ensure_tables(db: Database, conn: Any, projections: Sequence[Projection] = ALL) -> None:
+def ensure_tracking(db: Database, conn: Any, names: Sequence[str]) -> None:
+    """Give each projection (or policy) its position row (tables come from the migrations)."""
     with db.transaction(conn) as cur:
-        if db.is_postgres:
-            cur.execute("SELECT pg_advisory_xact_lock(7202)")  # concurrent first starts
-        cur.execute("CREATE TABLE IF NOT EXISTS proj_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)")
-        for projection in projections:
-            projection.create(db, cur, live_tables(projection), "g0")
+        for name in names:
             cur.execute(
                 db.sql("INSERT INTO proj_tracking (name, position) VALUES (%s, 0) ON CONFLICT (name) DO NOTHING"),
-                [projection.name],
+                [name],
             )
+
+
+class Policy(Protocol):
+    """Something that acts on new events through the ledger (``projections.invite_rewards``):
+    it follows the log like a projection, and whatever it does must be safe to redo."""
+
+    name: str
+
+    def handle(self, events: Sequence[tuple[int, Any]]) -> None: ...
 
 
 def lock_positions(db: Database, cur: Any, names: Sequence[str]) -> dict[str, int]:
@@ -95,7 +101,9 @@ def lag_report(db: Database, conn: Any, events: EventLog) -> list[Lag]:
     head = events.head()
     now = datetime.now(timezone.utc)
     report = []
-    for name, position in sorted(positions(db, conn).items()):
+    recorded = positions(db, conn)
+    for name in sorted(projection.name for projection in ALL):
+        position = recorded.get(name, 0)  # a projection that never ran has no row yet
         seconds = 0.0
         if position < head:
             following = events.read(position, 1)
@@ -115,10 +123,13 @@ class Runner:
         projections: Sequence[Projection] = ALL,
         batch: int = 2000,
         on_batch: Callable[[int, float], None] | None = None,
+        policies: Sequence[Policy] = (),
     ) -> None:
         self.db = db
         self.events = events
         self.projections = tuple(projections)
+        self.policies = tuple(policies)
+        self._names = [p.name for p in self.projections] + [p.name for p in self.policies]
         self.batch = batch
         self.on_batch = on_batch
         self._conn: Any = None
@@ -126,7 +137,7 @@ class Runner:
     def _connection(self) -> Any:
         if self._conn is None:
             self._conn = self.db.connect()
-            ensure_tables(self.db, self._conn, self.projections)
+            ensure_tracking(self.db, self._conn, self._names)
         return self._conn
 
     def reset(self) -> None:
@@ -136,7 +147,8 @@ class Runner:
     def step(self) -> int:
         """Apply the next batch of events; the number of events read (0: caught up)."""
         conn = self._connection()
-        start = min(positions(self.db, conn).get(p.name, 0) for p in self.projections)
+        known = positions(self.db, conn)
+        start = min(known.get(name, 0) for name in self._names)
         batch = self.events.read(start, self.batch)
         if not batch:
             return 0
@@ -153,6 +165,13 @@ class Runner:
                     self.db.sql("UPDATE proj_tracking SET position = %s WHERE name = %s"),
                     [todo[-1][0], projection.name],
                 )
+        for policy in self.policies:  # after the read models: what it did is redone on a replay
+            todo = [item for item in batch if item[0] > known.get(policy.name, 0)]
+            if todo:
+                policy.handle(todo)
+                with self.db.transaction(conn) as cur:
+                    cur.execute(self.db.sql("UPDATE proj_tracking SET position = %s WHERE name = %s"),
+                                [todo[-1][0], policy.name])
         if self.on_batch is not None:
             self.on_batch(len(batch), time.perf_counter() - started)
         return len(batch)

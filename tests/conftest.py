@@ -1,8 +1,10 @@
 """Shared fixtures.
 
-- ``database_url``: a fresh database per test, on SQLite (a new file) and PostgreSQL (a
-  new schema in the ``test`` database on 127.0.0.1:5432, dropped afterwards; set
-  ``TOKENSEA_TEST_POSTGRES`` to point elsewhere).
+- ``database_url``: a fresh database per test, migrated to this release's schema, on
+  SQLite (a new file) and PostgreSQL (a new schema in the ``test`` database on
+  127.0.0.1:5432, dropped afterwards; set ``TOKENSEA_TEST_POSTGRES`` to point elsewhere).
+  Without a reachable PostgreSQL its cases are skipped, with the reason, unless
+  ``TOKENSEA_REQUIRE_POSTGRES=1`` (set by ``.ci/run``) makes that a failure.
 - ``fake``: one fake upstream per session (``tests/fakes/upstream.py``).
 - ``gateway``: ``tokensea serve`` with 2 workers, one per test module and backend.
 - ``unique``: a fresh username, so tests sharing a gateway stay apart.
@@ -10,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,18 +22,41 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ledger import Database
+from ledger.migrations import upgrade
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway import Gateway, start
 
 POSTGRES = os.environ.get("TOKENSEA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+@functools.cache
+def _postgres_unreachable() -> str | None:
+    """Why PostgreSQL cannot be used (None if it can); asked once, when first needed."""
+    try:
+        psycopg.connect(POSTGRES, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return f"PostgreSQL is not reachable at {POSTGRES} ({str(exc).strip().splitlines()[0]})"
+    return None
+
+
+def require_postgres() -> None:
+    """Skip the calling test without PostgreSQL, or fail it where CI requires PostgreSQL."""
+    reason = _postgres_unreachable()
+    if reason is None:
+        return
+    if os.environ.get("TOKENSEA_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"{reason}, and TOKENSEA_REQUIRE_POSTGRES=1")
+    pytest.skip(f"{reason}: start it, or point TOKENSEA_TEST_POSTGRES at one")
+
+
 @contextmanager
 def fresh_database(backend: str, directory: Path) -> Iterator[str]:
-    """The URL of an empty database on ``backend``, removed afterwards."""
+    """The URL of an empty database on ``backend`` (no schema yet), removed afterwards."""
     if backend == "sqlite":
         yield f"sqlite:///{directory / 'tokensea.db'}"
         return
+    require_postgres()
     schema = f"t_{uuid.uuid4().hex[:16]}"
     try:
         yield f"{POSTGRES}?schema={schema}"
@@ -42,6 +68,7 @@ def fresh_database(backend: str, directory: Path) -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with fresh_database(request.param, tmp_path) as url:
+        upgrade(Database.from_url(url))
         yield url
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -64,9 +65,10 @@ def presented_key(request: Request) -> str | None:
 
 
 class KeyCache:
-    def __init__(self, ledger: Ledger, ttl: float = TTL_SECONDS) -> None:
+    def __init__(self, ledger: Ledger, ttl: float = TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self._ledger = ledger
         self._ttl = ttl
+        self._clock = clock
         self._entries: OrderedDict[str, tuple[float, Caller | None]] = OrderedDict()
         self._refreshing: dict[str, asyncio.Task[Caller | None]] = {}  # also keeps each task alive
 
@@ -80,7 +82,7 @@ class KeyCache:
         return caller
 
     async def lookup(self, digest: str) -> Caller | None:
-        now = time.monotonic()
+        now = self._clock()
         entry = self._entries.get(digest)
         if entry is not None and now - entry[0] < self._ttl:
             if now - entry[0] >= self._ttl * REFRESH_AFTER and digest not in self._refreshing:
@@ -96,7 +98,7 @@ class KeyCache:
             task.exception()  # retrieved: if the ledger was unreachable, the entry just ages out
 
     async def _fetch(self, digest: str) -> Caller | None:
-        started = time.monotonic()  # the entry is as old as the question, not the answer
+        started = self._clock()  # the entry is as old as the question, not the answer
         row = await self._ledger.aread(lambda q: q.caller_by_digest(digest))
         caller = None if row is None else _caller(row)
         self._entries[digest] = (started, caller)

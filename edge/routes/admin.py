@@ -16,7 +16,7 @@ from domain.users import Role, Status
 from edge import views
 from edge.auth import current_admin, services
 from edge.errors import Problem
-from edge.http import page, parse, respond
+from edge.http import page, parse, query, respond
 from ledger import NotFound, commands
 from projections.queries import ProjectionQueries
 
@@ -58,17 +58,46 @@ async def _user_view(request: Request, user_id: UUID) -> dict[str, Any]:
     return views.user(row, balance)
 
 
+SEARCH_CHUNK = 1000  # users read per query while searching
+
+
+def _matches(row: dict[str, Any], text: str) -> bool:
+    return any(text in (row[field] or "").lower() for field in ("username", "name", "email"))
+
+
+def _search(q: Any, text: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """The ``offset``-th to ``offset + limit``-th users whose username, name or email
+    contains ``text``, and how many match. The ledger's user listing has no filter yet,
+    so this walks it in chunks: fine for an admin's search over thousands of users."""
+    found: list[dict[str, Any]] = []
+    total, start = 0, 0
+    while True:
+        rows, _ = q.list_users(start, SEARCH_CHUNK)
+        for row in rows:
+            if _matches(row, text):
+                if offset <= total < offset + limit:
+                    found.append(row)
+                total += 1
+        if len(rows) < SEARCH_CHUNK:
+            return found, total
+        start += SEARCH_CHUNK
+
+
 @blueprint.get("/users")
 async def list_users(request: Request) -> HTTPResponse:
     await current_admin(request)
     number, size = page(request)
+    text = (query(request, "q") or "").strip().lower()
+    if len(text) > 64:
+        raise Problem(400, "invalid_request", "q is too long (at most 64 characters)", param="q")
 
-    def query(q: Any) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]]]:
-        rows, total = q.list_users((number - 1) * size, size)
+    def read(q: Any) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]]]:
+        offset = (number - 1) * size
+        rows, total = _search(q, text, offset, size) if text else q.list_users(offset, size)
         projection = ProjectionQueries(q.db, q.conn)
         return rows, total, [projection.user_balance(row["user_id"]) for row in rows]
 
-    rows, total, balances = await services(request).ledger.aread(query)
+    rows, total, balances = await services(request).ledger.aread(read)
     items = [views.user(row, balance) for row, balance in zip(rows, balances, strict=True)]
     return respond({"items": items, "total": total, "page": number, "pageSize": size})
 

@@ -1,6 +1,6 @@
-"""``GET /`` and ``HEAD /``: what a client that probes the base URL (Claude Code does,
-with ``HEAD /``) or a person with curl finds there. The console, when it is served at
-``/`` for browsers, replaces ``describe``."""
+"""``GET /`` and ``HEAD /`` when the console is off (``[server] console = false``): what
+a client that probes the base URL (Claude Code does, with ``HEAD /``) or a person with
+curl finds there. With the console on, its page answers ``/`` instead."""
 
 from __future__ import annotations
 

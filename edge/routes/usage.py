@@ -73,6 +73,8 @@ def _breakdown(rows: list[dict[str, Any]], key: str, label: str) -> list[dict[st
 
 @blueprint.get("/stats")
 async def stats(request: Request) -> HTTPResponse:
+    """From the daily and hourly read models only: a few rows per day or hour, never
+    the request log. ``24h`` is the current UTC hour and the 23 before it."""
     user = await current_user(request)
     period = request.args.get("period", "7d")
     if period not in PERIODS:
@@ -83,19 +85,21 @@ async def stats(request: Request) -> HTTPResponse:
     def query(q: Any) -> list[dict[str, Any]]:
         views_ = ProjectionQueries(q.db, q.conn)
         if days is None:
-            return views_.usage_since(user["user_id"], now - timedelta(hours=24))
+            first_hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+            return views_.hourly_usage(user["user_id"], f"{first_hour:%Y-%m-%dT%H}:00:00Z")
         return views_.daily_usage(user["user_id"], (now.date() - timedelta(days=days - 1)).isoformat())
 
     rows = await services(request).ledger.aread(query)
     total_cost = Decimal(0)
     for row in rows:
         total_cost = EXACT.add(total_cost, row["cost"])
-    return respond(
-        {
-            "period": period,
-            "totalRequests": sum(r["requests"] for r in rows),
-            "totalCost": format_decimal(total_cost),
-            "dailyBreakdown": _breakdown(rows, "day", "date"),
-            "modelBreakdown": _breakdown(rows, "model", "model"),
-        }
-    )
+    answer: dict[str, Any] = {
+        "period": period,
+        "totalRequests": sum(r["requests"] for r in rows),
+        "totalCost": format_decimal(total_cost),
+        "dailyBreakdown": _breakdown(rows, "day", "date"),
+        "modelBreakdown": _breakdown(rows, "model", "model"),
+    }
+    if days is None:
+        answer["hourlyBreakdown"] = _breakdown(rows, "hour", "hour")
+    return respond(answer)

@@ -21,6 +21,7 @@ import psycopg
 
 from domain.money import Money
 from ledger import Database, Hold, Ledger
+from ledger.migrations import upgrade
 from tests.ledger.helpers import charge, facts, new_key, register
 
 
@@ -59,6 +60,7 @@ def main() -> None:
         if url.startswith("postgres"):
             schema = f"bench_{uuid.uuid4().hex[:8]}"
             url = f"{url}?schema={schema}"
+        upgrade(Database.from_url(url))
         ledger = Ledger(Database.from_url(url))
         try:
             if ledger.db.is_postgres:

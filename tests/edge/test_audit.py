@@ -61,7 +61,7 @@ def test_concurrent_calls_add_up_and_the_audit_agrees(gateway: Gateway, unique: 
     assert gateway.cli("ledger", "verify").returncode == 0
     assert Decimal(gateway.me(token)["usedQuota"]) == expected
     status = [json.loads(line) for line in gateway.cli("projections", "status").stdout.splitlines()]
-    assert {s["projection"] for s in status} == {"balances", "request_logs", "daily_usage"}
+    assert {s["projection"] for s in status} == {"balances", "request_logs", "daily_usage", "hourly_usage"}
     wait_until(lambda: all(s["eventsBehind"] == 0 for s in
                            (json.loads(line) for line in gateway.cli("projections", "status").stdout.splitlines())))
 

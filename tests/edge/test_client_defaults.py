@@ -22,8 +22,11 @@ from tests.edge.test_openai_relay import TOOLS, sdk
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway import Gateway, start
 
-# Models whose output limit is capped, one of them with the provider's own structured output.
+# (In [server]:) no console, so / is the JSON description. Models whose output limit is
+# capped, one of them with the provider's own structured output.
 EXTRA = """
+console = false
+
 [[models]]
 id = "gpt-capped"
 provider = "openai"

@@ -92,4 +92,4 @@ def test_readyz_reports_the_database_and_each_projection(gateway: Gateway) -> No
     assert answer.status_code == 200
     report = answer.json()
     assert report["status"] == "ok" and report["database"] == "ok"
-    assert {p["name"] for p in report["projections"]} == {"balances", "daily_usage", "request_logs"}
+    assert {p["name"] for p in report["projections"]} == {"balances", "daily_usage", "hourly_usage", "request_logs"}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from multiprocessing.process import BaseProcess
@@ -17,6 +16,7 @@ import pytest
 from domain.charges import RequestStatus
 from ledger import Database, Ledger, recovery
 from ledger.replay import events, replay
+from tests.gateway import wait_until
 from tests.ledger import workers
 from tests.ledger.helpers import new_key, register
 
@@ -38,18 +38,15 @@ def _another_process_holding(ledger: Ledger, database_url: str, holds: int) -> t
 
 
 def test_recovery_settles_a_dead_process_holds_once(database_url: str) -> None:
+    """Two live processes race to recover a dead one's holds: each is settled once."""
     watcher = Ledger(Database.from_url(database_url), serving=True, stale_after=1.0, grace=1.0)
     alice, child = _another_process_holding(watcher, database_url, 3)
+    second = Ledger(Database.from_url(database_url), serving=True, stale_after=1.0, grace=1.0)
     assert watcher.read(lambda q: q.user_by_id(alice))["held"] == Decimal(6)
     os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
     child.join()
-    deadline = time.monotonic() + 30
-    while watcher.read(lambda q: q.holds()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    second = Ledger(Database.from_url(database_url), serving=True, stale_after=1.0, grace=1.0)
-    time.sleep(2.5)  # a second recoverer finds nothing left to do
+    wait_until(lambda: not watcher.read(lambda q: q.holds()), timeout=30, interval=0.2)
     second.close()
-    assert watcher.read(lambda q: q.holds()) == []
     user = watcher.read(lambda q: q.user_by_id(alice))
     assert (user["used"], user["held"]) == (Decimal(0), Decimal(0))
     totals = replay(watcher.app)
@@ -75,13 +72,21 @@ def test_a_host_whose_clock_runs_ahead_takes_no_live_process_for_dead(
             def now(cls, tz: object = None) -> Ahead:  # type: ignore[override]
                 return super().now(tz) + timedelta(seconds=10)  # type: ignore[arg-type, return-value]
 
+        class Passing:  # the recoverer's own clock: each look is half a second later
+            seconds = 0.0
+
+            @classmethod
+            def monotonic(cls) -> float:
+                cls.seconds += 0.5
+                return cls.seconds
+
         monkeypatch.setattr(recovery, "datetime", Ahead)
+        monkeypatch.setattr(recovery, "time", Passing)
         ahead = recovery.Recovery(ledger.db, "ahead", stale_after=1.0, grace=1.0)
         conn = ledger.db.connect()
         try:
-            for _ in range(6):  # three seconds: past stale_after and grace
+            for _ in range(6):  # three seconds by its clock: past stale_after and grace
                 assert ahead.orphaned_charges(conn) == []
-                time.sleep(0.5)
         finally:
             conn.close()
     finally:

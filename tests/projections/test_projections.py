@@ -69,6 +69,31 @@ def test_the_runner_folds_every_event_once(ledger: Ledger) -> None:
     assert verify(ledger.db, ledger.log) == []
 
 
+def test_hourly_usage_answers_the_last_day_without_the_logs(ledger: Ledger) -> None:
+    """The hourly read model holds what the daily one holds, bucketed by UTC hour; the
+    auditor checks it independently, and notices when it is tampered with."""
+    alice, bob, *_ = _traffic(ledger, requests=21)
+    Runner(ledger.db, ledger.log).catch_up()
+    queries = _queries(ledger)
+    hours = queries.hourly_usage(alice, "2000-01-01T00:00:00Z")
+    days = queries.daily_usage(alice, "2000-01-01")
+    now = datetime.now(timezone.utc)
+    assert {h["hour"] for h in hours} <= {f"{now - timedelta(hours=n):%Y-%m-%dT%H}:00:00Z" for n in range(2)}
+    assert all(h["day"] == h["hour"][:10] for h in hours)
+    for field in ("requests", "failed", "prompt_tokens", "completion_tokens"):
+        assert sum(h[field] for h in hours) == sum(d[field] for d in days)
+    assert sum(h["requests"] for h in hours) == 14
+    assert sum((h["cost"] for h in hours), Decimal(0)) == queries.user_balance(alice)["used"] > 0
+    assert queries.hourly_usage(alice, f"{now + timedelta(hours=1):%Y-%m-%dT%H}:00:00Z") == []
+    assert queries.hourly_usage(bob, "2000-01-01T00:00:00Z") != hours
+    assert verify(ledger.db, ledger.log) == []
+    conn = ledger.db.connect()
+    conn.cursor().execute(ledger.db.sql("UPDATE proj_usage_hourly SET cost = %s WHERE user_id = %s"), ["0.5", alice])
+    conn.close()
+    assert any(line.startswith(f"proj_usage_hourly {alice}") and " cost: events say" in line
+               for line in verify(ledger.db, ledger.log))
+
+
 def test_request_logs_applied_again_keep_one_row_per_request(ledger: Ledger) -> None:
     """The live request logs skip rows they hold already (a batch applied twice, say
     after its position was lost): one row per request, on both databases."""
@@ -137,26 +162,21 @@ def _traffic_key(ledger: Ledger, user) -> object:
     return keys[0]["key_id"]
 
 
-def test_verify_reports_tampering(ledger: Ledger) -> None:
-    alice, *_ = _traffic(ledger, requests=5)
-    Runner(ledger.db, ledger.log).catch_up()
-    assert verify(ledger.db, ledger.log) == []
-    conn = ledger.db.connect()
-    conn.cursor().execute(ledger.db.sql("UPDATE proj_user_balances SET used = %s WHERE user_id = %s"), ["0.01", alice])
-    conn.cursor().execute(ledger.db.sql("UPDATE ts_users SET granted = %s WHERE user_id = %s"), ["1000000", alice])
-    conn.close()
-    problems = verify(ledger.db, ledger.log)
-    assert any(f"balances user {alice} usedQuota" in line and "found 0.01" in line for line in problems)
-    assert any(f"ts_users {alice} granted" in line for line in problems)
-
-
 def test_verify_compares_a_lagging_projection_with_its_own_position(ledger: Ledger) -> None:
     _traffic(ledger, requests=5)
     Runner(ledger.db, ledger.log).catch_up()
-    _traffic_more = register(ledger, "carol", quota="5")  # events the projections have not seen yet
-    assert _traffic_more is not None
+    carol = register(ledger, "carol", quota="5")  # events the projections have not seen yet
+    assert carol not in _queries(ledger).key_balances([carol]) and _queries(ledger).user_balance(carol)["quota"] == 0
+    assert ledger.read(lambda q: q.user_by_id(carol))["granted"] == Decimal(5)  # the index tables have
+    assert verify(ledger.db, ledger.log) == []  # each table compared at its own position
+    Runner(ledger.db, ledger.log).catch_up()
+    assert _queries(ledger).user_balance(carol)["quota"] == Decimal(5)
     assert verify(ledger.db, ledger.log) == []
-    with pytest.raises(KeyError):
+
+
+def test_projections_are_known_by_name() -> None:
+    assert by_name("balances") is ALL[0]
+    with pytest.raises(KeyError, match="known: balances"):
         by_name("nope")
 
 
@@ -164,7 +184,6 @@ def test_only_one_process_rebuilds_at_a_time(database_url: str) -> None:
     from projections.scheduler import exclusive
 
     db = Database.from_url(database_url)
-    Ledger(db).close()  # creates the schema
     with exclusive(db) as first:
         assert first
         with exclusive(db) as second:

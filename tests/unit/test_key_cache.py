@@ -1,4 +1,5 @@
-"""The per-worker key cache: bounded staleness, and refreshes that callers never wait for."""
+"""The per-worker key cache: bounded staleness, and refreshes that callers never wait for.
+Time is a fake clock the tests move; a refresh is waited for as a condition."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ import uuid
 from typing import Any
 
 from edge.relay.keys import KeyCache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class CountingLedger:
@@ -20,32 +29,40 @@ class CountingLedger:
 
     async def aread(self, query: Any) -> dict[str, Any]:
         self.reads += 1
-        await asyncio.sleep(0.01)  # a database round trip
+        await asyncio.sleep(0)  # a database round trip: the caller yields
         return {**self.row, "status": self.status}
+
+
+async def _until(check: Any) -> None:
+    for _ in range(1000):
+        if check():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never met")
 
 
 def test_a_key_in_steady_use_is_refreshed_in_the_background() -> None:
     async def scenario() -> None:
-        ledger = CountingLedger()
-        cache = KeyCache(ledger, ttl=1.0)
+        ledger, clock = CountingLedger(), Clock()
+        cache = KeyCache(ledger, ttl=1.0, clock=clock)  # type: ignore[arg-type]
         assert (await cache.lookup("d")).key_status == "active"
-        await asyncio.sleep(0.6)  # past half its life: served at once, refreshed behind
+        clock.now += 0.6  # past half its life: served at once, refreshed behind
         ledger.status = "disabled"
         assert (await cache.lookup("d")).key_status == "active"
-        await asyncio.sleep(0.1)
-        assert ledger.reads == 2
+        await _until(lambda: ledger.reads == 2 and not cache._refreshing)
         assert (await cache.lookup("d")).key_status == "disabled"
+        assert ledger.reads == 2  # served from the refreshed entry
 
     asyncio.run(scenario())
 
 
 def test_an_entry_is_never_served_past_its_life() -> None:
     async def scenario() -> None:
-        ledger = CountingLedger()
-        cache = KeyCache(ledger, ttl=0.1)
+        ledger, clock = CountingLedger(), Clock()
+        cache = KeyCache(ledger, ttl=0.1, clock=clock)  # type: ignore[arg-type]
         await cache.lookup("d")
         ledger.status = "disabled"
-        await asyncio.sleep(0.11)
+        clock.now += 0.1
         assert (await cache.lookup("d")).key_status == "disabled"
         assert ledger.reads == 2
 

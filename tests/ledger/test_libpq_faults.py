@@ -1,5 +1,7 @@
-"""The event loop's lanes (PostgreSQL) when a statement's answer is lost or the database
-goes away: what landed counts once, and nothing stays reserved."""
+"""PostgreSQL's drivers when a statement's answer is lost inside libpq (``ledger.wire``)
+or the database goes away: what landed counts once, and nothing stays reserved. (The
+same cases staged in the drivers, on both databases and both ways in, are in
+``test_group_commit.py``.)"""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from tests.ledger.helpers import charge, facts, new_key, register
 
 class LosesAnswers:
     """A connection that runs each statement but, when armed, fails it afterwards as if
-    the server's answer had been lost on the way (the statement did land). The lanes
+    the server's answer had been lost on the way (the statement did land). The drivers
     read their answers from libpq (``ledger.wire``), so the loss is staged there."""
 
     def __init__(self, conn: object) -> None:
@@ -51,7 +53,7 @@ class _LosingAnswers:
 
 
 class Connections:
-    """Every connection the lanes open, each able to lose answers; ``down`` refuses new ones."""
+    """Every connection the drivers open, each able to lose answers; ``down`` refuses new ones."""
 
     def __init__(self) -> None:
         self.opened: list[LosesAnswers] = []
@@ -61,7 +63,7 @@ class Connections:
 @pytest.fixture
 def connections(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Connections:
     if not database_url.startswith("postgresql"):
-        pytest.skip("the event loop's lanes exist on PostgreSQL only")
+        pytest.skip("libpq is PostgreSQL's")
     made = Connections()
     connect = Database.aconnect
 
@@ -76,7 +78,7 @@ def connections(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Connectio
 
 
 def test_a_hold_or_charge_whose_answer_was_lost_counts_once(database_url: str, connections: Connections) -> None:
-    """The event loop resends a statement whose answer was lost. The first attempt
+    """The group commit resends a statement whose answer was lost. The first attempt
     landed: the hold must be admitted (not refused against a balance that already holds
     it, and left reserved), and the charge reported as recorded, each counted once."""
     opened = connections.opened
@@ -96,7 +98,7 @@ def test_a_hold_or_charge_whose_answer_was_lost_counts_once(database_url: str, c
             return await ledger.asettle(charges[1])
 
         assert asyncio.run(scenario()) is True
-        assert len(opened) == 4  # each lane reconnected once
+        assert len(opened) == 4  # each driver reconnected once
         user = ledger.read(lambda q: q.user_by_id(alice))
         assert user["held"] == 0 and user["used"] == charges[0].cost.cents + charges[1].cost.cents
         assert replay(ledger.app).duplicate_charges == []
