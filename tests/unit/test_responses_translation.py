@@ -366,3 +366,15 @@ def test_the_native_stream_holds_back_only_its_terminator() -> None:
     assert processor.usage == TokenUsage(input=6, cache_read=4, output=7)  # reasoning inside output, cache once
     failed = json.loads(Parser().feed(processor.error("cut", "upstream_error"))[-1].data)
     assert failed["type"] == "response.failed" and failed["response"]["id"] == "resp_1" and failed["sequence_number"] == 4
+
+
+def test_a_tool_loop_begun_without_thinking_goes_on_without() -> None:
+    call = {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"}
+    body = {"model": "x", "reasoning": {"effort": "high"},
+            "input": [{"role": "user", "content": "go"}, call, {"type": "function_call_output", "call_id": "call_1", "output": "ok"}]}
+    assert "thinking" not in r2m.translate_request(body, ROUTE, False)[0]  # Anthropic would refuse it
+    answer = m2r.translate_response({"id": "msg_1", "stop_reason": "tool_use", "content": [
+        {"type": "thinking", "thinking": "t", "signature": "s"}, {"type": "tool_use", "id": "call_1", "name": "f", "input": {}}]},
+        "alias", m2r.ToolNames(), {})
+    body["input"] = [{"role": "user", "content": "go"}, *answer["output"], body["input"][-1]]
+    assert r2m.translate_request(body, ROUTE, False)[0]["thinking"]["type"] == "enabled"

@@ -241,6 +241,16 @@ def _conversation(body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict
 
 # -- the request ---------------------------------------------------------------------------
 
+def _may_think(turns: list[dict[str, Any]]) -> bool:
+    """Anthropic takes thinking in a tool loop only if the assistant turn that called the
+    tools began with its thinking: a loop begun without it (another model's, or effort
+    raised midway) goes on without."""
+    last = next((turn for turn in reversed(turns) if turn["role"] == "assistant"), None)
+    if last is None or not any(block["type"] == "tool_use" for block in last["content"]):
+        return True
+    return last["content"][0]["type"] in ("thinking", "redacted_thinking")
+
+
 def translate_request(body: dict[str, Any], route: Route, stream: bool) -> tuple[dict[str, Any], ToolNames]:
     """The Messages request (all but ``max_tokens``), and how its tools are named."""
     for name, reason in STATEFUL.items():
@@ -263,7 +273,7 @@ def translate_request(body: dict[str, Any], route: Route, stream: bool) -> tuple
     names.json_tool = wanted is not None and json_answer.ask(sent, wanted, route)
     forced = (sent.get("tool_choice") or {}).get("type") in ("any", "tool")
     budget = THINKING_BUDGET.get(str((body.get("reasoning") or {}).get("effort"))) if isinstance(body.get("reasoning"), dict) else None
-    if budget is not None and not forced:  # Anthropic refuses thinking with a forced tool
+    if budget is not None and not forced and _may_think(turns):  # Anthropic refuses thinking with a forced tool
         sent["thinking"] = {"type": "enabled", "budget_tokens": budget}
     else:
         for setting in ("temperature", "top_p"):  # thinking takes neither
