@@ -10,7 +10,7 @@ from sanic import Blueprint, HTTPResponse, Request
 from domain.catalogue import Protocol
 from edge.auth import services
 from edge.errors import Problem
-from edge.relay import exchange, prompts
+from edge.relay import exchange
 from edge.relay.native.embeddings import EmbeddingsPassthrough
 from edge.relay.protocol import Adapter
 from edge.routes.openai import json_object, model_of
@@ -52,7 +52,7 @@ async def embeddings(request: Request) -> HTTPResponse | None:
     return await exchange.relay(
         svc, request, caller, model, body, False,
         endpoint="/v1/embeddings",
-        prompt_tokens_bound=prompts.openai_bound(body, len(request.body)),
+        prompt_tokens_bound=max(len(request.body), 1),  # a token of input is at least a byte of the body (ids too)
         output=None,
         adapter_for=_adapter,
     )
