@@ -12,6 +12,7 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.edge.billing import anthropic_cost, openai_cost
@@ -22,6 +23,7 @@ from tests.gateway import Gateway
 def test_claude_code_answers_and_is_billed_exactly(
     clients: Path, gateway: Gateway, unique: str, model: str, tmp_path: Path
 ) -> None:
+    assert httpx.head(f"{gateway.url}/").status_code == 200  # its connectivity probe (here the console's page)
     token, key, _ = gateway.funded(unique, "1000")
     tag = "m" + uuid.uuid4().hex[:10]
     env = {
