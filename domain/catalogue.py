@@ -25,11 +25,14 @@ class Provider:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One provider serving a model, under its own name there, at its own price."""
+    """One provider serving a model, under its own name there, at its own price.
+    ``structured_output``: the provider constrains an answer to a JSON schema itself
+    (Anthropic's ``output_config.format``)."""
 
     provider: str
     upstream_model: str
     price: Price
+    structured_output: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,20 @@ from edge import errors, metrics
 from edge.logs import configure as configure_logs
 from edge.relay import tokens
 from edge.relay.keys import KeyCache
-from edge.routes import accounts, admin, anthropic, console, models, openai, ops, plans, usage
+from edge.routes import (
+    accounts,
+    admin,
+    anthropic,
+    console,
+    embeddings,
+    models,
+    openai,
+    ops,
+    plans,
+    responses,
+    root,
+    usage,
+)
 from edge.routes import tokens as token_routes
 from edge.security import Sessions, new_jwt_secret
 from edge.services import Services
@@ -93,10 +106,11 @@ def setup_middleware(app: Sanic, settings: Settings) -> None:
 
 
 def setup_routes(app: Sanic) -> None:
-    for module in (accounts, token_routes, usage, plans, models, admin, openai, anthropic, ops):
+    for module in (accounts, token_routes, usage, plans, models, admin, openai, anthropic, ops, responses, embeddings):
         app.blueprint(module.blueprint)
-    if app.ctx.settings.server.console:
-        app.blueprint(console.blueprint)
+    # / is the console's page when it is on, else a JSON description; HEAD / answers either
+    # way (Claude Code probes it).
+    app.blueprint(console.blueprint if app.ctx.settings.server.console else root.blueprint)
 
 
 def setup_lifecycle(app: Sanic) -> None:

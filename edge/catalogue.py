@@ -64,6 +64,10 @@ _ROWS = [
     # OpenAI, shut down 2026-10-23: aliases of the named replacements
     ("o4-mini", "openai", "gpt-6.1-terra", "100", "500", "5", "125", 128000),
     ("gpt-4.1-nano", "openai", "gpt-6-luna", "10", "50", "1", "12.5", 128000),
+    # OpenAI embeddings (POST /v1/embeddings), billed per input token; checked 2026-12-03
+    ("text-embedding-3-small", "openai", "text-embedding-3-small", "2", "0", "2", "2", None),
+    ("text-embedding-3-large", "openai", "text-embedding-3-large", "13", "0", "13", "13", None),
+    ("text-embedding-ada-002", "openai", "text-embedding-ada-002", "10", "0", "10", "10", None),
 ]
 
 MODELS = [
@@ -76,6 +80,9 @@ MODELS = [
         "cache_read": row[5],
         "cache_write": row[6],
         "max_output_tokens": row[7],
+        # Every Anthropic model listed here (4.5 and later, or an alias of one) takes
+        # structured output (output_config.format).
+        "structured_output": row[1] == "anthropic",
     }
     for row in _ROWS
 ]

@@ -115,8 +115,9 @@ def refusal(refused: Refused) -> Problem:
         return Problem(
             402,
             "insufficient_quota",
-            f"This request needs up to {refused.needed} cents (prompt plus max_tokens at this model's "
-            f"prices) and {whose} has {refused.available} cents left. Lower max_tokens or add quota.",
+            f"This request needs up to {refused.needed} cents (its prompt plus its output limit, or one output "
+            f"token when it sets none, at this model's prices) and {whose} has {refused.available} cents left. "
+            "Lower max_tokens or add quota.",
         )
     messages = {
         "user_disabled": "this account is disabled",

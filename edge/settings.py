@@ -57,6 +57,7 @@ class ModelConfig(_Strict):
     cache_read: Any = None
     cache_write: Any = None
     max_output_tokens: int | None = Field(default=None, gt=0)
+    structured_output: bool = False  # the provider takes Anthropic's output_config.format
 
     @field_validator("input", "output", "cache_read", "cache_write", mode="before")
     @classmethod
@@ -227,6 +228,7 @@ def _catalogue(parsed: FileConfig) -> Catalogue:
                 provider=entry["provider"],
                 upstream_model=entry.get("upstream_model") or model_id,
                 price=Price.of(entry["input"], entry["output"], entry.get("cache_read"), entry.get("cache_write")),
+                structured_output=bool(entry.get("structured_output")),
             )
         )
         limits[model_id] = entry.get("max_output_tokens") or limits.get(model_id)

@@ -28,7 +28,7 @@ from edge import metrics
 from edge.errors import Problem
 from edge.relay import prompts, tokens
 from edge.relay.keys import Caller
-from edge.relay.meter import Meter, admit
+from edge.relay.meter import Meter, OutputLimit, admit
 from edge.relay.protocol import Adapter, StreamProcessor
 from edge.relay.sse import MalformedStream, Parser
 from edge.relay.upstream import UpstreamError, open_call
@@ -46,11 +46,12 @@ WITHHELD = "the billing ledger was unavailable, so the answer was withheld"
 
 @dataclass(frozen=True)
 class Attempt:
-    """A route to try, the adapter for its protocol, and the body it will be sent."""
+    """A route to try, the adapter for its protocol, and the request it will be sent
+    (encoded with the granted output limit when it is tried)."""
 
     route: Route
     adapter: Adapter
-    body: bytes
+    request: dict[str, Any]
 
 
 def attempts(model: Model, body: dict[str, Any], stream: bool, adapter_for: Callable[[Route], Adapter]) -> list[Attempt]:
@@ -84,10 +85,11 @@ class Call:
 
 
 def _estimate(call: Call, prompt: TokenUsage | None, output_tokens: int) -> TokenUsage:
-    """What an unfinished answer cost: nothing if no output reached the client (a call
-    that delivers no completion is never charged), else the prompt and what was sent."""
+    """What an unfinished answer cost: the prompt as the provider reported it (it has
+    charged it, even if no text followed), or counted if only text was sent, plus the
+    text sent; nothing when the provider reported nothing and nothing was sent."""
     if output_tokens == 0:
-        return TokenUsage()
+        return prompt or TokenUsage()
     if prompt is None:
         prompt = TokenUsage(input=tokens.count(prompts.prompt_text(call.body)))
     return TokenUsage(input=prompt.input, cache_read=prompt.cache_read, cache_write=prompt.cache_write, output=output_tokens)
@@ -103,11 +105,12 @@ async def relay(
     *,
     endpoint: str,
     prompt_tokens_bound: int,
-    max_output_tokens: int,
+    output: OutputLimit | None,
     adapter_for: Callable[[Protocol], Adapter],
 ) -> HTTPResponse | None:
-    """Everything after validation, for either client protocol: prepare each route's
-    request (a 400 if none can be expressed), admit the worst case, then run the call."""
+    """Everything after validation, for any client protocol: prepare each route's
+    request (a 400 if none can be expressed), admit the worst case, then run the call.
+    ``output``: the client's output limit (None for a call that makes no output)."""
 
     def adapter(route: Route) -> Adapter:
         return adapter_for(svc.settings.catalogue.providers[route.provider].protocol)
@@ -119,7 +122,7 @@ async def relay(
         endpoint=endpoint,
         stream=stream,
         prompt_tokens_bound=prompt_tokens_bound,
-        max_output_tokens=max_output_tokens,
+        output=output,
     )
     return await run(Call(svc, request, request.ctx.request_id, model, body, stream, meter, tries))
 
@@ -152,7 +155,8 @@ async def _open(call: Call) -> tuple[Route, Adapter, aiohttp.ClientResponse]:
         started = time.perf_counter()
         try:
             response = await open_call(
-                svc.http, svc.settings, provider, attempt.adapter.operation, attempt.body,
+                svc.http, svc.settings, provider, attempt.adapter.operation,
+                attempt.adapter.encode(attempt.request, call.meter.limit),
                 attempt.adapter.passthrough_headers(call.request.headers), call.request_id,
             )
             metrics.child(metrics.UPSTREAM_FIRST_BYTE, provider.name).observe(time.perf_counter() - started)
@@ -184,8 +188,9 @@ async def _whole(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.C
         upstream.release()
     call.upstream_done(route)
     source = UsageSource.UPSTREAM
-    if usage is None:
-        usage, source = _estimate(call, None, tokens.count(text)), UsageSource.ESTIMATED
+    if usage is None:  # a whole answer was delivered without usage: count its prompt and text
+        usage = TokenUsage(input=tokens.count(prompts.prompt_text(call.body)), output=tokens.count(text))
+        source = UsageSource.ESTIMATED
     recorded = call.meter.settle(
         route, usage, RequestStatus.SUCCESS, source, if_unavailable=(TokenUsage(), RequestStatus.ERROR, WITHHELD)
     )
@@ -212,7 +217,7 @@ async def _stream(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.
     if usage is None or problem is not None:
         delivered = processor.delivered.flush()
         if usage is None or not delivered:
-            usage, source = _estimate(call, processor.prompt_usage, delivered), UsageSource.ESTIMATED
+            usage, source = _estimate(call, processor.reported_prompt, delivered), UsageSource.ESTIMATED
     if problem is None:
         recorded = call.meter.settle(
             route, usage, RequestStatus.SUCCESS, source, if_unavailable=(usage, RequestStatus.ERROR, WITHHELD)
@@ -269,7 +274,7 @@ async def _pump(
     except asyncio.CancelledError:
         upstream.close()  # stop the provider generating for nobody
         delivered = processor.delivered.flush()
-        usage = processor.usage if processor.usage and delivered else _estimate(call, processor.prompt_usage, delivered)
+        usage = processor.usage if processor.usage and delivered else _estimate(call, processor.reported_prompt, delivered)
         source = UsageSource.UPSTREAM if processor.usage and delivered else UsageSource.ESTIMATED
         call.meter.settle(route, usage, RequestStatus.CLIENT_ABORTED, source, "the client disconnected")
         raise

@@ -1,9 +1,14 @@
 """Admission and settlement of one model call.
 
 ``admit`` checks the caller may use the model, bounds the call's cost (the prompt's
-size plus ``max_tokens`` at the model's dearest prices, times the plan multiplier) and
-reserves that bound in the ledger. ``settle`` records the actual charge exactly once;
-it runs as a task the client's connection cannot cancel, so a client that disconnects
+size plus the output limit at the model's dearest prices, times the plan multiplier)
+and reserves that bound in the ledger. A client's output limit is lowered to the
+model's ``max_output_tokens``; a call without one leaves the limit to the ledger, which
+picks the largest (up to the model's maximum, else ``DEFAULT_OUTPUT_LIMIT``) that the
+user's and the key's remaining quota can pay, under the same locks as the hold, so
+concurrent calls can never overdraw. The limit granted is what the provider is sent.
+
+``settle`` records the actual charge exactly once; it runs as a task the client's connection cannot cancel, so a client that disconnects
 mid-answer is still billed for what was delivered. If the ledger cannot take the
 charge, it keeps retrying in the background until it can (the hold stays reserved
 meanwhile; a process that dies first leaves it to recovery). A client that leaves while
@@ -19,28 +24,43 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from domain.catalogue import Model, Plan, Route, model_allowed
+from domain.catalogue import Model, Route
 from domain.charges import Charge, RequestFacts, RequestStatus, UsageSource
-from domain.money import Money
-from domain.pricing import worst_case_cost
+from domain.money import EXACT, Money
+from domain.pricing import PER_MILLION, worst_case_cost
 from domain.usage import TokenUsage
 from edge import metrics
-from edge.errors import Problem
+from edge.relay import access
 from edge.relay.keys import Caller
 from edge.services import Services
 from ledger import Hold, LedgerUnavailable
+from ledger.admission import OutputBound
 
 log = logging.getLogger("tokensea.billing")
 
 RETRY_SECONDS = (0.2, 0.5, 1, 2, 5)
+# The output limit of a call without one, on a model configured without
+# max_output_tokens: every current model of both providers can produce this much, so a
+# provider never refuses it as too large.
+DEFAULT_OUTPUT_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLimit:
+    """What the client asked for: its output limit (None: none sent), and how many
+    choices may each use all of it (``n``)."""
+
+    requested: int | None = None
+    choices: int = 1
 
 
 @dataclass
 class Meter:
     svc: Services
     facts: RequestFacts
-    hold: Money
+    hold: Money  # the whole reservation, the output limit's share included
     multiplier: Decimal
+    limit: int | None = None  # the output limit granted (None: the call makes no output)
     started: float = field(default_factory=time.perf_counter)
     settled: bool = False
 
@@ -138,18 +158,13 @@ async def admit(
     endpoint: str,
     stream: bool,
     prompt_tokens_bound: int,
-    max_output_tokens: int,
+    output: OutputLimit | None,
 ) -> Meter:
-    """Check access (403) and reserve the worst case (402); the meter settles the call."""
-    refusal = caller.refusal()
-    if refusal is not None:
-        raise refusal
-    catalogue = svc.settings.catalogue
-    plan: Plan | None = catalogue.plans.get(caller.plan_id) if caller.plan_id is not None else None
-    if not model_allowed(model.id, caller.models, plan):
-        raise Problem(403, "model_not_allowed", f"this API key may not use the model '{model.id}'")
+    """Check access (403) and reserve the worst case (402); the meter settles the call.
+    ``output`` None: the call makes no output (embeddings)."""
+    plan = access.require(caller, model.id, svc.settings.catalogue)
     multiplier = plan.price_multiplier if plan is not None else Decimal(1)
-    hold = worst_case_cost(prompt_tokens_bound, max_output_tokens, model.worst_price, multiplier)
+    price = model.worst_price
     facts = RequestFacts(
         request_id=request_id,
         user_id=caller.user_id,
@@ -161,17 +176,32 @@ async def admit(
         stream=stream,
         requested_at=datetime.now(timezone.utc),
     )
-    meter = Meter(svc, facts, hold, multiplier)
-    admission = asyncio.ensure_future(svc.ledger.aadmit(Hold(facts, hold, svc.ledger.instance_id)))
+    limit: int | None = None
+    if output is None:  # no output at all (embeddings)
+        hold = Hold(facts, worst_case_cost(prompt_tokens_bound, 0, price, multiplier), svc.ledger.instance_id)
+    elif output.requested is not None:
+        limit = min(output.requested, model.max_output_tokens or output.requested)
+        worst = worst_case_cost(prompt_tokens_bound, limit * output.choices, price, multiplier)
+        hold = Hold(facts, worst, svc.ledger.instance_id)
+    else:  # the ledger picks the limit: the prompt's bound fixed, each token of limit at per_token
+        per_token = EXACT.divide(EXACT.multiply(EXACT.multiply(price.output, multiplier), Decimal(output.choices)),
+                                 PER_MILLION)
+        bound = OutputBound(per_token, model.max_output_tokens or DEFAULT_OUTPUT_LIMIT)
+        hold = Hold(facts, worst_case_cost(prompt_tokens_bound, 0, price, multiplier), svc.ledger.instance_id, bound)
+    meter = Meter(svc, facts, hold.amount, multiplier)
+    admission = asyncio.ensure_future(svc.ledger.aadmit(hold))
     try:
-        await asyncio.shield(admission)
+        chosen = await asyncio.shield(admission)
     except asyncio.CancelledError:
         # The client left while its hold was being written: release the hold once it is.
-        admission.add_done_callback(lambda _: _release_if_admitted(meter, admission))
+        admission.add_done_callback(lambda _: _release_if_admitted(meter, hold, admission))
         raise
+    meter.hold = Money(hold.reserved(chosen))
+    meter.limit = chosen if chosen is not None else limit
     return meter
 
 
-def _release_if_admitted(meter: Meter, admission: asyncio.Future[int | None]) -> None:
+def _release_if_admitted(meter: Meter, hold: Hold, admission: asyncio.Future[int | None]) -> None:
     if not admission.cancelled() and admission.exception() is None:
+        meter.hold = Money(hold.reserved(admission.result()))
         meter.settle(None, TokenUsage(), RequestStatus.CLIENT_ABORTED, UsageSource.ESTIMATED, "the client disconnected")

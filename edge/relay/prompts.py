@@ -15,6 +15,10 @@ from typing import Any
 
 IMAGE_TOKENS = 6_000  # above any provider's per-image count at its largest size
 TOOLS_TOKENS = 1_000  # the tool-use system preamble (Anthropic documents ~350)
+# A Responses call that continues state the provider keeps (previous_response_id, a
+# conversation, a stored prompt) has a prompt the body does not show: bound it by the
+# largest context window of a current OpenAI model.
+STORED_CONTEXT_TOKENS = 1_050_000
 
 
 def _openai_parts(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -40,9 +44,13 @@ def openai_bound(body: dict[str, Any], body_bytes: int) -> int:
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
             bound += IMAGE_TOKENS - (len(url) if isinstance(url, str) else 0)
-    if body.get("tools") or body.get("functions"):
+    if body.get("tools") or body.get("functions") or _asks_json(body.get("response_format")):
         bound += TOOLS_TOKENS
     return max(bound, 1)
+
+
+def _asks_json(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("type") in ("json_object", "json_schema")
 
 
 def anthropic_bound(body: dict[str, Any], body_bytes: int) -> int:
@@ -57,6 +65,34 @@ def anthropic_bound(body: dict[str, Any], body_bytes: int) -> int:
     return max(bound, 1)
 
 
+def _responses_parts(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    items = body.get("input")
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict):
+            continue
+        for key in ("content", "output"):
+            if isinstance(item.get(key), list):
+                yield from (part for part in item[key] if isinstance(part, dict))
+
+
+def responses_bound(body: dict[str, Any], body_bytes: int) -> int:
+    bound = body_bytes
+    for part in _responses_parts(body):
+        if part.get("type") == "input_image":
+            url = part.get("image_url")
+            bound += IMAGE_TOKENS - (len(url) if isinstance(url, str) else 0)
+    text = body.get("text")
+    if body.get("tools") or (isinstance(text, dict) and _asks_json(text.get("format"))):
+        bound += TOOLS_TOKENS
+    if any(body.get(name) for name in ("previous_response_id", "conversation", "prompt")):
+        bound += STORED_CONTEXT_TOKENS
+    return max(bound, 1)
+
+
+_NOT_TEXT = frozenset({"data", "url", "cache_control", "type", "role", "id", "tool_use_id", "tool_call_id", "call_id",
+                       "status", "encrypted_content", "signature"})
+
+
 def _texts(value: Any) -> Iterator[str]:
     """Every string in a JSON value except binary payloads (for a tokenizer estimate)."""
     if isinstance(value, str):
@@ -65,16 +101,19 @@ def _texts(value: Any) -> Iterator[str]:
         for item in value:
             yield from _texts(item)
     elif isinstance(value, dict):
-        if value.get("type") in ("image", "image_url", "document"):
+        if value.get("type") in ("image", "image_url", "document", "input_image", "input_file"):
             return
         for key, item in value.items():
-            if key not in ("data", "url", "cache_control", "type", "role", "id", "tool_use_id", "tool_call_id"):
+            if key not in _NOT_TEXT:
                 yield from _texts(item)
 
 
 def prompt_text(body: dict[str, Any]) -> str:
+    """The prompt's text, in any protocol (messages and system, input and instructions)."""
     parts = list(_texts(body.get("messages")))
     parts += _texts(body.get("system"))
+    parts += _texts(body.get("input"))
+    parts += _texts(body.get("instructions"))
     parts += _texts(body.get("tools"))
     return "\n".join(parts)
 

@@ -4,6 +4,10 @@ An ``Adapter`` turns the client's request into the provider's, and the provider'
 answer into the client's; for streams it makes a ``StreamProcessor``, which consumes the
 provider's events one by one and returns the client's frames at once (nothing is held
 back but the stream's final terminator, which waits for the charge to be durable).
+
+A request is prepared in two steps: ``request`` before admission (a body the provider
+cannot take is the client's 400 before anything is reserved), ``encode`` after it, with
+the output limit admission granted, so the body is encoded once.
 """
 
 from __future__ import annotations
@@ -42,6 +46,15 @@ class StreamProcessor(ABC):
         """The provider's own error event: keep its message, the relay sends the client's."""
         self.upstream_error = str(error.get("message") if isinstance(error, dict) else error)[:500]
 
+    @property
+    def reported_prompt(self) -> TokenUsage | None:
+        """The prompt's usage as the provider reported it, if it did (early or at the end)."""
+        if self.prompt_usage is not None:
+            return self.prompt_usage
+        if self.usage is not None:
+            return TokenUsage(input=self.usage.input, cache_read=self.usage.cache_read, cache_write=self.usage.cache_write)
+        return None
+
     @abstractmethod
     def feed(self, event: Event) -> bytes:
         """Frames for the client now (possibly empty)."""
@@ -56,20 +69,25 @@ class StreamProcessor(ABC):
 
 
 class Adapter(ABC):
-    #: the provider operation: ``chat`` or ``messages``
+    #: the provider operation: ``chat``, ``messages``, ``responses`` or ``embeddings``
     operation: str
 
     @abstractmethod
-    def request(self, body: dict[str, Any], route: Route, stream: bool) -> bytes:
-        """The provider's request body."""
+    def request(self, body: dict[str, Any], route: Route, stream: bool) -> dict[str, Any]:
+        """The provider's request, all but its output limit; a 400 ``Problem`` if the
+        provider's protocol cannot express it."""
+
+    def encode(self, request: dict[str, Any], limit: int | None) -> bytes:
+        """The provider's body, with ``limit`` (the output limit admission granted) set."""
+        return orjson.dumps(request)
 
     @abstractmethod
     def response(self, raw: bytes, data: dict[str, Any], model: str) -> tuple[bytes, TokenUsage | None, str]:
         """The client's body, the usage the provider reported (if any), and the answer's text."""
 
-    @abstractmethod
     def stream(self, body: dict[str, Any], model: str) -> StreamProcessor:
         """A processor for one streamed answer."""
+        raise NotImplementedError(f"{type(self).__name__} does not stream")
 
     def passthrough_headers(self, headers: Any) -> dict[str, str]:
         """Client headers the provider should see (``anthropic-beta``)."""

@@ -26,6 +26,7 @@ log = logging.getLogger("tokensea.upstream")
 
 ANTHROPIC_VERSION = "2023-06-01"
 MAX_ERROR_BODY = 64 * 1024
+OPENAI_PATHS = {"chat": "chat/completions", "responses": "responses", "embeddings": "embeddings"}
 
 
 @dataclass
@@ -41,10 +42,11 @@ class UpstreamError(Exception):
 
 
 def url(provider: Provider, operation: str) -> str:
-    """``operation``: ``chat`` (OpenAI), ``messages`` or ``count_tokens`` (Anthropic)."""
+    """``operation``: ``chat``, ``responses`` or ``embeddings`` (OpenAI), ``messages`` or
+    ``count_tokens`` (Anthropic)."""
     base = provider.base_url
     if provider.protocol is Protocol.OPENAI:
-        return f"{base}/chat/completions"
+        return f"{base}/{OPENAI_PATHS[operation]}"
     prefix = base if base.endswith("/v1") else f"{base}/v1"
     return f"{prefix}/messages/count_tokens" if operation == "count_tokens" else f"{prefix}/messages"
 

@@ -1,7 +1,8 @@
 """Each protocol's usage report, read into one ``TokenUsage`` and written back.
 
-OpenAI: ``prompt_tokens`` *includes* ``prompt_tokens_details.cached_tokens`` (cache
-reads) and ``cache_write_tokens``. Anthropic: ``input_tokens`` *excludes*
+OpenAI Chat Completions: ``prompt_tokens`` *includes* ``prompt_tokens_details.cached_tokens``
+(cache reads) and ``cache_write_tokens``; OpenAI Responses likewise: ``input_tokens``
+*includes* ``input_tokens_details.cached_tokens`` and ``cache_write_tokens``. Anthropic: ``input_tokens`` *excludes*
 ``cache_read_input_tokens`` and ``cache_creation_input_tokens``. ``TokenUsage`` counts
 each kind once, so both directions are exact and a cached token is billed once, at
 its own price.
@@ -64,4 +65,30 @@ def to_anthropic(usage: TokenUsage) -> dict[str, Any]:
         "output_tokens": usage.output,
         "cache_creation_input_tokens": usage.cache_write,
         "cache_read_input_tokens": usage.cache_read,
+    }
+
+
+def from_responses(usage: dict[str, Any]) -> TokenUsage:
+    """OpenAI Responses: ``input_tokens`` includes ``cached_tokens`` and
+    ``cache_write_tokens``; ``output_tokens`` includes the reasoning tokens."""
+    details = usage.get("input_tokens_details") or {}
+    prompt = _int(usage.get("input_tokens"))
+    cache_read = _int(details.get("cached_tokens"))
+    cache_write = _int(details.get("cache_write_tokens"))
+    return TokenUsage(
+        input=max(prompt - cache_read - cache_write, 0),
+        output=_int(usage.get("output_tokens")),
+        cache_read=cache_read,
+        cache_write=cache_write,
+    )
+
+
+def to_responses(usage: TokenUsage) -> dict[str, Any]:
+    prompt = usage.prompt_total
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": usage.cache_read, "cache_write_tokens": usage.cache_write},
+        "output_tokens": usage.output,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + usage.output,
     }

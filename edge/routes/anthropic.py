@@ -7,18 +7,22 @@ from typing import Any
 import orjson
 from sanic import Blueprint, HTTPResponse, Request
 
-from domain.catalogue import Protocol, model_allowed
+from domain.catalogue import Protocol
 from edge.auth import services
 from edge.errors import Problem
 from edge.http import respond
-from edge.relay import exchange, prompts, tokens
-from edge.relay.anthropic_native import AnthropicToAnthropic
+from edge.relay import access, exchange, prompts, tokens
+from edge.relay.meter import OutputLimit
+from edge.relay.native.messages import MessagesPassthrough, anthropic_headers
 from edge.relay.protocol import Adapter
-from edge.relay.translate.anthropic_to_openai import AnthropicToOpenAI
+from edge.relay.translate.messages_to_chat import MessagesToChat
 from edge.relay.upstream import UpstreamError, open_call
 from edge.routes.openai import json_object, model_of, positive_int
 
 blueprint = Blueprint("anthropic", url_prefix="/v1/messages")
+
+# Claude Code puts system-role messages among the turns (for models it does not know).
+ROLES = ("user", "assistant", "system")
 
 
 def validate_messages(body: dict[str, Any], *, counting: bool = False) -> tuple[bool, int]:
@@ -26,8 +30,8 @@ def validate_messages(body: dict[str, Any], *, counting: bool = False) -> tuple[
     if not isinstance(messages, list) or not messages:
         raise Problem(400, "invalid_request", "messages: must be a non-empty array", param="messages")
     for number, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise Problem(400, "invalid_request", f"messages.{number}.role: must be 'user' or 'assistant'")
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise Problem(400, "invalid_request", f"messages.{number}.role: must be 'user', 'assistant' or 'system'")
         if not isinstance(message.get("content"), str | list):
             raise Problem(400, "invalid_request", f"messages.{number}.content: must be a string or an array")
     system = body.get("system")
@@ -45,7 +49,7 @@ def validate_messages(body: dict[str, Any], *, counting: bool = False) -> tuple[
 
 
 def adapter_for(route_protocol: Protocol) -> Adapter:
-    return AnthropicToAnthropic() if route_protocol is Protocol.ANTHROPIC else AnthropicToOpenAI()
+    return MessagesPassthrough() if route_protocol is Protocol.ANTHROPIC else MessagesToChat()
 
 
 @blueprint.post("")
@@ -61,7 +65,7 @@ async def messages(request: Request) -> HTTPResponse | None:
         svc, request, caller, model, body, stream,
         endpoint="/v1/messages",
         prompt_tokens_bound=prompts.anthropic_bound(body, len(request.body)),
-        max_output_tokens=max_tokens,
+        output=OutputLimit(max_tokens),
         adapter_for=adapter_for,
     )
 
@@ -76,12 +80,7 @@ async def count_tokens(request: Request) -> HTTPResponse:
     catalogue = svc.settings.catalogue
     model = model_of(body, catalogue.models)
     request.ctx.model = model.id
-    refusal = caller.refusal()
-    if refusal is not None:
-        raise refusal
-    plan = catalogue.plans.get(caller.plan_id) if caller.plan_id is not None else None
-    if not model_allowed(model.id, caller.models, plan):
-        raise Problem(403, "model_not_allowed", f"this API key may not use the model '{model.id}'")
+    access.require(caller, model.id, catalogue)
     route = model.primary
     provider = catalogue.providers[route.provider]
     headers = {"x-request-id": request.ctx.request_id}
@@ -90,7 +89,7 @@ async def count_tokens(request: Request) -> HTTPResponse:
         try:
             response = await open_call(
                 svc.http, svc.settings, provider, "count_tokens", sent,
-                AnthropicToAnthropic().passthrough_headers(request.headers),
+                anthropic_headers(request.headers),
             )
         except UpstreamError as exc:
             raise Problem(exc.status, exc.code, exc.message) from None

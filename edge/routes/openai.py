@@ -1,4 +1,5 @@
-"""OpenAI-compatible routes: ``POST /v1/chat/completions`` and ``GET /v1/models``."""
+"""OpenAI-compatible routes: ``POST /v1/chat/completions``, ``GET /v1/models`` and
+``GET /v1/models/{id}``."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ from typing import Any
 import orjson
 from sanic import Blueprint, HTTPResponse, Request
 
-from domain.catalogue import Model, Protocol, model_allowed
+from domain.catalogue import Model, Protocol
 from edge.auth import services
 from edge.errors import Problem
 from edge.http import respond
-from edge.relay import exchange, prompts
-from edge.relay.openai_native import OpenAIToOpenAI
+from edge.relay import access, exchange, prompts
+from edge.relay.meter import OutputLimit
+from edge.relay.native.chat import ChatPassthrough
 from edge.relay.protocol import Adapter
-from edge.relay.translate.openai_to_anthropic import OpenAIToAnthropic
+from edge.relay.translate.chat_to_messages import ChatToMessages
 
 blueprint = Blueprint("openai", url_prefix="/v1")
 
@@ -51,38 +53,38 @@ def model_of(body: dict[str, Any], catalogue_models: dict[str, Model]) -> Model:
     return model
 
 
-def validate_chat(body: dict[str, Any]) -> tuple[bool, int, int]:
-    """``stream``, ``max output tokens``, ``n``; or a 400 naming the field."""
+def stream_flag(body: dict[str, Any], param: str = "stream") -> bool:
+    stream = body.get("stream", False)
+    if stream is None:
+        return False
+    if not isinstance(stream, bool):
+        raise Problem(400, "invalid_request", f"{param} must be a boolean", param="stream")
+    return stream
+
+
+def validate_chat(body: dict[str, Any]) -> tuple[bool, OutputLimit]:
+    """``stream`` and the client's output limit; or a 400 naming the field."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise Problem(400, "invalid_request", "messages must be a non-empty array", param="messages")
     for number, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise Problem(400, "invalid_request", f"messages[{number}] must be an object with a role", param="messages")
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise Problem(400, "invalid_request", "stream must be a boolean", param="stream")
+    stream = stream_flag(body)
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise Problem(400, "invalid_request", "stream_options must be an object", param="stream_options")
     limits = [v for v in (positive_int(body, "max_tokens"), positive_int(body, "max_completion_tokens")) if v]
-    if not limits:
-        raise Problem(
-            400, "invalid_request", "max_tokens (or max_completion_tokens) is required: it bounds the cost",
-            param="max_tokens",
-        )
     n = body.get("n", 1)
     if n is None:
         n = 1
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 128:
         raise Problem(400, "invalid_request", "n must be an integer from 1 to 128", param="n")
-    return stream, max(limits), n
+    return stream, OutputLimit(max(limits) if limits else None, n)
 
 
 def adapter_for(route_protocol: Protocol) -> Adapter:
-    return OpenAIToOpenAI() if route_protocol is Protocol.OPENAI else OpenAIToAnthropic()
+    return ChatPassthrough() if route_protocol is Protocol.OPENAI else ChatToMessages()
 
 
 @blueprint.post("/chat/completions")
@@ -90,33 +92,42 @@ async def chat_completions(request: Request) -> HTTPResponse | None:
     svc = services(request)
     caller = await svc.keys.authenticate(request)
     body = json_object(request)
-    stream, max_output, n = validate_chat(body)
+    stream, output = validate_chat(body)
     catalogue = svc.settings.catalogue
     model = model_of(body, catalogue.models)
     request.ctx.model = model.id
-    if n > 1 and any(catalogue.providers[r.provider].protocol is not Protocol.OPENAI for r in model.routes):
+    if output.choices > 1 and any(catalogue.providers[r.provider].protocol is not Protocol.OPENAI for r in model.routes):
         raise Problem(400, "invalid_request", "n > 1 is not supported for this model's provider", param="n")
     return await exchange.relay(
         svc, request, caller, model, body, stream,
         endpoint="/v1/chat/completions",
         prompt_tokens_bound=prompts.openai_bound(body, len(request.body)),
-        max_output_tokens=max_output * n,
+        output=output,
         adapter_for=adapter_for,
     )
+
+
+def model_entry(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": MODELS_CREATED, "owned_by": "tokensea"}
 
 
 @blueprint.get("/models")
 async def models(request: Request) -> HTTPResponse:
     svc = services(request)
     caller = await svc.keys.authenticate(request)
-    refusal = caller.refusal()
-    if refusal is not None:
-        raise refusal
+    access.usable(caller)
     catalogue = svc.settings.catalogue
-    plan = catalogue.plans.get(caller.plan_id) if caller.plan_id is not None else None
-    data = [
-        {"id": model_id, "object": "model", "created": MODELS_CREATED, "owned_by": "tokensea"}
-        for model_id in sorted(catalogue.models)
-        if model_allowed(model_id, caller.models, plan)
-    ]
+    data = [model_entry(model_id) for model_id in sorted(catalogue.models) if access.may_use(caller, model_id, catalogue)]
     return respond({"object": "list", "data": data})
+
+
+@blueprint.get("/models/<model_id:path>")
+async def model(request: Request, model_id: str) -> HTTPResponse:
+    """One model, if this key may use it; any other is not found, as OpenAI answers."""
+    svc = services(request)
+    caller = await svc.keys.authenticate(request)
+    access.usable(caller)
+    catalogue = svc.settings.catalogue
+    if model_id not in catalogue.models or not access.may_use(caller, model_id, catalogue):
+        raise Problem(404, "model_not_found", f"The model '{model_id[:100]}' does not exist", param="model")
+    return respond(model_entry(model_id))

@@ -26,3 +26,12 @@ def anthropic_cost(usage: dict[str, Any], price: tuple[Decimal, ...] = CLAUDE_TE
         + usage.get("cache_creation_input_tokens", 0) * price[3]
     )
     return total * Decimal(multiplier) / MILLION
+
+
+def responses_cost(usage: dict[str, Any], price: tuple[Decimal, ...] = GPT_TEST, multiplier: str = "1") -> Decimal:
+    """OpenAI Responses usage: input_tokens includes cached and written tokens."""
+    details = usage.get("input_tokens_details") or {}
+    cached, written = details.get("cached_tokens", 0), details.get("cache_write_tokens", 0)
+    plain = usage["input_tokens"] - cached - written
+    total = plain * price[0] + usage["output_tokens"] * price[1] + cached * price[2] + written * price[3]
+    return total * Decimal(multiplier) / MILLION

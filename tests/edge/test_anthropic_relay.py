@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import anthropic
@@ -89,7 +90,7 @@ def test_errors_come_in_anthropic_shape(gateway: Gateway, unique: str) -> None:
         client.messages.create(model="no-such", **ask)
     assert missing.value.body["error"]["type"] == "not_found_error"
     with pytest.raises(anthropic.BadRequestError):
-        client.messages.create(model="claude-test", messages=[{"role": "system", "content": "x"}], max_tokens=5)
+        client.messages.create(model="claude-test", messages=[{"role": "tool", "content": "x"}], max_tokens=5)
     with pytest.raises(anthropic.PermissionDeniedError):
         client.messages.create(model="gpt-fallback", **ask)
     with pytest.raises(anthropic.APIStatusError) as poor:
@@ -192,7 +193,8 @@ def test_openai_client_tools_on_an_anthropic_model(gateway: Gateway, unique: str
         parallel_tool_calls=False, messages=[{"role": "user", "content": f"{tag} !tool"}],
     )
     call = first.choices[0].message.tool_calls[0]
-    assert first.choices[0].finish_reason == "tool_calls" and first.choices[0].message.content == "Let me check."
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert first.choices[0].message.content is None  # a forced call says nothing first
     assert call.id == "toolu_fake1" and json.loads(call.function.arguments) == {"city": "Paris"}
     sent = gateway.fake.requests_for(tag)[0].body
     assert sent["tools"][0] == {"name": "get_weather", "input_schema": TOOLS[0]["function"]["parameters"],
@@ -228,7 +230,8 @@ def test_untranslatable_openai_requests_are_refused_before_any_charge(gateway: G
     token, key, _ = gateway.funded(unique, "100")
     client = sdk(gateway, key)
     ask = {"model": "claude-test", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
-    for extra in ({"n": 2}, {"response_format": {"type": "json_object"}}, {"logprobs": True},
+    for extra in ({"n": 2}, {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "array"}}}},
+                  {"logprobs": True},
                   {"tools": [{"type": "code_interpreter"}]}):
         with pytest.raises(openai.BadRequestError):
             client.chat.completions.create(**ask, **extra)
@@ -323,3 +326,53 @@ def test_a_claude_code_shaped_call(gateway: Gateway, unique: str) -> None:
     me = gateway.settled(token, 1)
     prices = (Decimal(300), Decimal(1500), Decimal(30), Decimal(375))
     assert Decimal(me["usedQuota"]) == anthropic_cost(record.usage, prices)
+
+
+@pytest.mark.parametrize("model", ["claude-test", "gpt-test"])
+def test_a_stream_cut_before_any_text_bills_the_prompt_only_if_the_provider_reported_it(
+    gateway: Gateway, unique: str, model: str
+) -> None:
+    """Anthropic's message_start reports the prompt, which the provider has then charged:
+    it is billed though no text followed. An OpenAI stream reports usage only at its end:
+    cut at its start, nothing is known, and nothing is billed."""
+    token, key, _ = gateway.funded(unique, "100")
+    tag = marker()
+    with pytest.raises((anthropic.APIStatusError, anthropic.APIError)), claude(gateway, key).messages.stream(
+        model=model, max_tokens=50, messages=[{"role": "user", "content": f"{tag} !dropstart"}]
+    ) as stream:
+        for _ in stream.text_stream:
+            pass
+    (entry,) = logs(gateway, token, 1)
+    (record,) = gateway.fake.requests_for(tag)
+    assert entry["status"] == "error" and entry["completionTokens"] == 0
+    if model == "claude-test":
+        assert entry["promptTokens"] == record.usage["input_tokens"] and entry["usageSource"] == "estimated"
+        assert Decimal(entry["cost"]) == anthropic_cost({**record.usage, "output_tokens": 0}) > 0
+    else:
+        assert entry["cost"] == "0"
+    assert Decimal(gateway.me(token)["usedQuota"]) == Decimal(entry["cost"])
+
+
+def test_concurrent_calls_without_max_tokens_never_overdraw(gateway: Gateway, unique: str) -> None:
+    """Two workers, many OpenAI-client calls at once to a Claude model, none with a limit,
+    each answer as long as its limit allows: the limits the ledger grants (sent upstream
+    as max_tokens) fit the quota together, so the charges do."""
+    token, key, _ = gateway.funded(unique, "3")
+    tag = marker()
+
+    def call(number: int) -> int:
+        try:
+            sdk(gateway, key).chat.completions.create(
+                model="claude-test", messages=[{"role": "user", "content": f"{tag} {number} !words=3000"}])
+        except openai.APIStatusError as refused:
+            return refused.status_code
+        return 200
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(call, range(24)))
+    assert set(statuses) <= {200, 402} and 200 in statuses
+    records = gateway.fake.requests_for(tag)
+    assert len(records) == statuses.count(200)
+    assert sum(r.body["max_tokens"] for r in records) * Decimal(1500) / 1_000_000 <= 3  # granted together within the quota
+    me = gateway.settled(token, len(records))
+    assert Decimal(me["usedQuota"]) == sum(anthropic_cost(r.usage) for r in records) <= 3

@@ -103,8 +103,11 @@ def test_the_vendored_swagger_ui_is_the_published_one() -> None:
 
 
 def test_console_false_serves_the_api_only(api_only: Gateway) -> None:
-    for path in ("/", "/console/app.js", "/console/style.css"):
+    for path in ("/console/app.js", "/console/style.css"):
         assert httpx.get(f"{api_only.url}{path}").status_code == 404, path
+    root = httpx.get(f"{api_only.url}/")  # no page: a JSON description, for clients that probe the base URL
+    assert root.status_code == 200 and root.json()["name"] == "TokenSea" and "html" not in root.headers["content-type"]
+    assert httpx.head(f"{api_only.url}/").status_code == 200
     token, _ = api_only.register("apionly")
     assert api_only.me(token)["username"] == "apionly"
     assert httpx.get(f"{api_only.url}/docs").status_code == 200

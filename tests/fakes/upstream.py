@@ -1,10 +1,19 @@
 """A fake upstream that speaks OpenAI's and Anthropic's wire formats over real sockets.
 
 Providers are mounted under path prefixes (``/openai/v1/chat/completions``,
-``/anthropic/v1/messages``; any other first segment works too, so one fake can play
-several providers). Behaviour is chosen by directives in the request's text:
+``/openai/v1/responses``, ``/openai/v1/embeddings``, ``/anthropic/v1/messages``; any
+other first segment works too, so one fake can play several providers). The Responses
+API and embeddings are in ``tests/fakes/openai_more.py``. Behaviour is chosen by
+directives in the request's text:
 
-    !tool            answer with a call to the first tool (arguments streamed in pieces)
+    !tool            answer with a call to the first tool (arguments streamed in pieces);
+                     so does a request whose tool choice forces a tool. Once the last
+                     message is a tool's result, the answer is text (a loop ends)
+    !tool=NAME       call the tool NAME               !toolinput=B64  its input: base64url JSON
+    !think           Anthropic: think first (a signed thinking block)
+    !reasoning=N     Responses: N reasoning tokens (in output_tokens) and a reasoning item
+    !dropstart       cut the connection right after the stream's first event (which,
+                     on Anthropic, reported the prompt's usage)
     !cache=N         report N cache-read tokens      !cachewrite=N   N cache-write tokens
     !words=N         answer with N words (one chunk each when streamed)
     !delay=MS        wait MS milliseconds between streamed chunks
@@ -25,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import socket
 import threading
 import time
@@ -35,43 +43,8 @@ from typing import Any
 
 from aiohttp import web
 
-DIRECTIVE = re.compile(r"!([a-z-]+)(?:=([A-Za-z0-9:._-]+))?")
-
-
-def _texts(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [t for item in value for t in _texts(item)]
-    if isinstance(value, dict):
-        if value.get("type") in ("image", "image_url"):
-            return []
-        return [t for key, item in value.items() if key in ("content", "text", "system", "messages") for t in _texts(item)]
-    return []
-
-
-@dataclass
-class Plan:
-    """What one request asked the fake to do."""
-
-    directives: dict[str, str]
-    prompt_tokens: int
-    words: list[str]
-
-    def has(self, name: str) -> bool:
-        return name in self.directives
-
-    def number(self, name: str, default: float = 0) -> float:
-        return float(self.directives.get(name, default))
-
-
-def plan_for(body: dict[str, Any]) -> Plan:
-    texts = _texts(body.get("messages")) + _texts(body.get("system"))
-    joined = " ".join(texts)
-    directives = {m.group(1): m.group(2) or "" for m in DIRECTIVE.finditer(joined)}
-    count = int(directives.get("words", "5"))
-    words = [f"w{n}" for n in range(count)]
-    return Plan(directives, len(joined.split()) + 7, words)
+from tests.fakes import openai_more
+from tests.fakes.plans import Plan, calls_tool, forced, pieces, plan_for
 
 
 @dataclass
@@ -117,6 +90,8 @@ class FakeUpstream:
         app.router.add_post("/{provider}/v1/chat/completions", self.openai)
         app.router.add_post("/{provider}/v1/messages/count_tokens", self.count_tokens)
         app.router.add_post("/{provider}/v1/messages", self.anthropic)
+        app.router.add_post("/{provider}/v1/responses", self.responses)
+        app.router.add_post("/{provider}/v1/embeddings", self.embeddings)
         app.on_response_prepare.append(self._set_cookie)
         self._runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(self._runner.setup())
@@ -178,12 +153,14 @@ class FakeUpstream:
         return web.json_response(payload, status=status)
 
     @staticmethod
-    def _tool(body: dict[str, Any]) -> str:
+    def _tool(body: dict[str, Any], plan: Plan | None = None) -> str:
         choice = body.get("tool_choice")
         if isinstance(choice, dict):
             name = choice.get("name") or (choice.get("function") or {}).get("name")
             if name:
                 return str(name)
+        if plan is not None and plan.directives.get("tool"):
+            return plan.directives["tool"]
         tool = (body.get("tools") or [{}])[0]
         return str(tool.get("name") or (tool.get("function") or {}).get("name") or "tool")
 
@@ -224,7 +201,7 @@ class FakeUpstream:
             usage["prompt_tokens_details"]["cache_write_tokens"] = written
         record.usage = {} if plan.has("nousage") else usage
         finish = "length" if plan.has("length") else "stop"
-        tool = plan.has("tool") and body.get("tools")
+        tool = calls_tool(body, plan)
         base = {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "created": int(time.time()), "model": body["model"],
                 "system_fingerprint": "fp_fake"}
         if not body.get("stream"):
@@ -232,7 +209,7 @@ class FakeUpstream:
             if tool:
                 message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
                     {"id": "call_fake1", "type": "function",
-                     "function": {"name": self._tool(body), "arguments": json.dumps({"city": "Paris"})}}]}
+                     "function": {"name": self._tool(body, plan), "arguments": json.dumps(plan.tool_input)}}]}
                 finish = "tool_calls"
             answer = {**base, "object": "chat.completion",
                       "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]}
@@ -253,10 +230,12 @@ class FakeUpstream:
             return f"data: {json.dumps(data)}\n\n".encode()
 
         await self._send(response, chunk({"role": "assistant", "content": "", "refusal": None}), plan)
+        if await self._drop_at_start(response, plan):
+            return response
         if tool:
             await self._send(response, chunk({"tool_calls": [{"index": 0, "id": "call_fake1", "type": "function",
-                                                              "function": {"name": self._tool(body), "arguments": ""}}]}), plan)
-            for piece in ('{"city"', ': "Par', 'is"}'):
+                                                              "function": {"name": self._tool(body, plan), "arguments": ""}}]}), plan)
+            for piece in pieces(json.dumps(plan.tool_input)):
                 await self._send(response, chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), plan)
             finish = "tool_calls"
         else:
@@ -271,6 +250,16 @@ class FakeUpstream:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    @staticmethod
+    async def _drop_at_start(response: web.StreamResponse, plan: Plan) -> bool:
+        """!dropstart: cut the connection right after the stream's first event."""
+        if not plan.has("dropstart"):
+            return False
+        await asyncio.sleep(0.05)
+        assert response._req is not None and response._req.transport is not None
+        response._req.transport.abort()
+        return True
 
     async def _break(self, response: web.StreamResponse, plan: Plan, protocol: str) -> bool:
         """Break the stream as the plan says; True if the stream is over."""
@@ -301,6 +290,16 @@ class FakeUpstream:
             return True
         return False
 
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        record, plan, failure = await self._begin(request)
+        if failure is not None:
+            return failure
+        return await self._guarded(record, openai_more.responses(self, request, record, plan))
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        record, plan, failure = await self._begin(request)
+        return failure or openai_more.embeddings(record, plan)
+
     # -- Anthropic -------------------------------------------------------------------------
 
     async def count_tokens(self, request: web.Request) -> web.Response:
@@ -323,13 +322,15 @@ class FakeUpstream:
         }
         record.usage = {} if plan.has("nousage") else usage
         stop = "max_tokens" if plan.has("length") else "end_turn"
-        tool = plan.has("tool") and body.get("tools")
+        tool = calls_tool(body, plan)
         message_id = f"msg_{uuid.uuid4().hex[:16]}"
+        preamble = [] if forced(body) else [{"type": "text", "text": "Let me check."}]  # a forced call says nothing first
+        thought = [{"type": "thinking", "thinking": "thinking it over", "signature": "sig_fake"}] if plan.has("think") else []
         if not body.get("stream"):
-            content: list[dict[str, Any]] = [{"type": "text", "text": " ".join(plan.words)}]
+            content: list[dict[str, Any]] = [*thought, {"type": "text", "text": " ".join(plan.words)}]
             if tool:
-                content = [{"type": "text", "text": "Let me check."},
-                           {"type": "tool_use", "id": "toolu_fake1", "name": self._tool(body), "input": {"city": "Paris"}}]
+                content = [*thought, *preamble,
+                           {"type": "tool_use", "id": "toolu_fake1", "name": self._tool(body, plan), "input": plan.tool_input}]
                 stop = "tool_use"
             answer: dict[str, Any] = {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],
                                       "content": content, "stop_reason": stop, "stop_sequence": None}
@@ -348,24 +349,36 @@ class FakeUpstream:
         await event("message_start", {"message": {"id": message_id, "type": "message", "role": "assistant", "content": [],
                                                   "model": body["model"], "stop_reason": None, "stop_sequence": None,
                                                   "usage": {} if plan.has("nousage") else start_usage}})
-        await event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+        if await self._drop_at_start(response, plan):
+            return response
+        index = 0
+        if thought:
+            await event("content_block_start", {"index": index, "content_block": {"type": "thinking", "thinking": ""}})
+            await event("content_block_delta", {"index": index, "delta": {"type": "thinking_delta", "thinking": "thinking it over"}})
+            await event("content_block_delta", {"index": index, "delta": {"type": "signature_delta", "signature": "sig_fake"}})
+            await event("content_block_stop", {"index": index})
+            index += 1
         await event("ping", {})
         if tool:
-            await event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "Let me check."}})
-            await event("content_block_stop", {"index": 0})
-            await event("content_block_start", {"index": 1, "content_block": {
-                "type": "tool_use", "id": "toolu_fake1", "name": self._tool(body), "input": {}}})
-            for piece in ("", '{"city"', ': "Paris"}'):
-                await event("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta", "partial_json": piece}})
-            await event("content_block_stop", {"index": 1})
+            if preamble:
+                await event("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
+                await event("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": "Let me check."}})
+                await event("content_block_stop", {"index": index})
+                index += 1
+            await event("content_block_start", {"index": index, "content_block": {
+                "type": "tool_use", "id": "toolu_fake1", "name": self._tool(body, plan), "input": {}}})
+            for piece in ("", *pieces(json.dumps(plan.tool_input))):
+                await event("content_block_delta", {"index": index, "delta": {"type": "input_json_delta", "partial_json": piece}})
+            await event("content_block_stop", {"index": index})
             stop = "tool_use"
         else:
+            await event("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
             for number, word in enumerate(plan.words):
                 if number == 2 and await self._break(response, plan, "anthropic"):
                     return response
-                await event("content_block_delta", {"index": 0, "delta": {
+                await event("content_block_delta", {"index": index, "delta": {
                     "type": "text_delta", "text": word if number == 0 else f" {word}"}})
-            await event("content_block_stop", {"index": 0})
+            await event("content_block_stop", {"index": index})
         delta_usage = {} if plan.has("nousage") else {"output_tokens": len(plan.words)}
         await event("message_delta", {"delta": {"stop_reason": stop, "stop_sequence": None}, "usage": delta_usage})
         await event("message_stop", {})

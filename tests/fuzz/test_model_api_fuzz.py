@@ -34,6 +34,23 @@ bodies = st.fixed_dictionaries(
         "stop": json_values,
         "stream_options": json_values,
         "n": json_values,
+        # the Responses API's and embeddings' own fields
+        "input": st.one_of(st.text(max_size=20), st.lists(st.fixed_dictionaries(
+            {"type": st.sampled_from(["message", "function_call", "function_call_output", "reasoning", "item_reference",
+                                      "custom_tool_call", 5])},
+            optional={"role": roles, "content": json_values, "call_id": json_values, "name": json_values,
+                      "arguments": json_values, "output": json_values, "encrypted_content": json_values}), max_size=3),
+            json_values),
+        "instructions": json_values,
+        "max_output_tokens": st.one_of(st.integers(-5, 20_000_000), json_values),
+        "text": json_values,
+        "reasoning": json_values,
+        "previous_response_id": json_values,
+        "parallel_tool_calls": json_values,
+        "background": json_values,
+        "thinking": json_values,
+        "output_config": json_values,
+        "response_format": json_values,
     },
 )
 
@@ -43,8 +60,9 @@ def key(gateway: Gateway) -> str:
     return gateway.funded("modelfuzzer", "5")[1]
 
 
-@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens"])
-@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/responses",
+                                   "/v1/embeddings"])
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=bodies)
 def test_arbitrary_bodies_get_a_clear_answer(gateway: Gateway, key: str, route: str, body: dict[str, Any]) -> None:
     answer = httpx.post(f"{gateway.url}{route}", content=orjson.dumps(body),

@@ -14,8 +14,8 @@ from domain.pricing import Price
 from domain.usage import TokenUsage
 from edge.relay import usage as usage_of
 from edge.relay.sse import Parser
-from edge.relay.translate import anthropic_to_openai as a2o
-from edge.relay.translate import openai_to_anthropic as o2a
+from edge.relay.translate import chat_to_messages as o2a
+from edge.relay.translate import messages_to_chat as a2o
 
 ROUTE = Route("p", "m", Price.of("1", "1"))
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="!"), min_size=1, max_size=40)
@@ -70,14 +70,14 @@ def meaning(messages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 @given(conversations(), st.booleans())
 def test_an_openai_request_survives_a_trip_through_anthropic(messages: list[dict[str, Any]], stream: bool) -> None:
     body = {"model": "x", "max_tokens": 100, "messages": messages, "stop": ["END"], "temperature": 0.5}
-    there = o2a.translate_request(body, ROUTE, stream)
+    there = json.loads(o2a.ChatToMessages().encode(o2a.translate_request(body, ROUTE, stream), 100))
     assert there["max_tokens"] == 100 and there["stop_sequences"] == ["END"]
     roles = [m["role"] for m in there["messages"]]
     assert roles[0] == "user" and all(a != b for a, b in itertools.pairwise(roles))  # turns alternate
     for turn in there["messages"]:
         kinds = [block["type"] for block in turn["content"]]
         assert kinds == sorted(kinds, key=lambda kind: kind != "tool_result")  # results lead their turn
-    back = a2o.translate_request({**there, "model": "x"}, ROUTE, stream)
+    back = json.loads(a2o.MessagesToChat().encode(a2o.translate_request({**there, "model": "x"}, ROUTE, stream), 100))
     assert meaning(back["messages"]) == meaning(messages)
     assert back["max_completion_tokens"] == 100 and back["stop"] == ["END"]
 
@@ -171,10 +171,10 @@ def test_a_stream_survives_a_trip_through_the_other_protocol(
 ) -> None:
     usage = {"input_tokens": fresh, "output_tokens": out, "cache_read_input_tokens": read, "cache_creation_input_tokens": written}
     original = _anthropic_events(content, usage)
-    to_openai = o2a.AnthropicToOpenAIStream("alias", client_wants_usage=True)
+    to_openai = o2a.MessagesToChatStream("alias", client_wants_usage=True)
     openai_bytes = b"".join(to_openai.feed(e) for e in Parser().feed(original)) + to_openai.closing()
     assert to_openai.finished and to_openai.usage == usage_of.from_anthropic(usage)
-    back = a2o.OpenAIToAnthropicStream("alias")
+    back = a2o.ChatToMessagesStream("alias")
     parser, anthropic_bytes = Parser(), b""
     for start in range(0, len(openai_bytes), cut):  # arbitrary network chunking
         for event in parser.feed(openai_bytes[start:start + cut]):
@@ -221,7 +221,7 @@ def test_untranslatable_requests_are_refused_with_a_reason() -> None:
     bad = [
         {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
         {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]},
-        {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}},
+        {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema", "json_schema": {"schema": []}}},
         {"messages": [{"role": "function", "content": "x"}]},
     ]
     for extra in bad:

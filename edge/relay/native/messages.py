@@ -1,4 +1,5 @@
-"""Anthropic client, Anthropic provider: the body and every event pass through.
+"""Messages client, Messages provider: the body and every event pass through, the model
+name and the output limit aside.
 
 ``message_start`` carries the prompt's usage, ``message_delta`` the (cumulative) output;
 ``message_stop`` is the terminator and waits for the charge. ``anthropic-beta`` and
@@ -15,32 +16,12 @@ from domain.catalogue import Route
 from domain.usage import TokenUsage
 from edge.relay import usage as usage_of
 from edge.relay.protocol import Adapter, StreamProcessor
-from edge.relay.sse import Event, frame
+from edge.relay.sse import Event
 from edge.relay.upstream import ANTHROPIC_VERSION
-
-MESSAGE_STOP = frame(b'{"type":"message_stop"}', "message_stop")
-
-
-def answer_text(data: dict[str, Any]) -> str:
-    parts: list[str] = []
-    for block in data.get("content") or ():
-        if not isinstance(block, dict):
-            continue
-        if isinstance(block.get("text"), str):
-            parts.append(block["text"])
-        elif isinstance(block.get("thinking"), str):
-            parts.append(block["thinking"])
-        elif block.get("type") == "tool_use":
-            parts.append(str(block.get("name") or ""))
-            parts.append(orjson.dumps(block.get("input") or {}).decode())
-    return "".join(parts)
+from edge.relay.wire import messages
 
 
-def error_frame(message: str, kind: str) -> bytes:
-    return frame(orjson.dumps({"type": "error", "error": {"type": kind, "message": message}}), "error")
-
-
-class AnthropicStream(StreamProcessor):
+class MessagesPassthroughStream(StreamProcessor):
     def __init__(self) -> None:
         super().__init__()
         self._prompt: dict[str, Any] = {}
@@ -76,29 +57,39 @@ class AnthropicStream(StreamProcessor):
         return event.raw
 
     def closing(self) -> bytes:
-        return MESSAGE_STOP
+        return messages.MESSAGE_STOP
 
     def error(self, message: str, kind: str) -> bytes:
-        return error_frame(message, "api_error" if kind == "upstream_error" else kind)
+        return messages.error_frame(message, kind)
 
 
-class AnthropicToAnthropic(Adapter):
+def anthropic_headers(headers: Any) -> dict[str, str]:
+    """``anthropic-version`` and ``anthropic-beta`` as the client sent them."""
+    sent = {"anthropic-version": headers.get("anthropic-version") or ANTHROPIC_VERSION}
+    beta = headers.getall("anthropic-beta", []) if hasattr(headers, "getall") else []
+    if beta:
+        sent["anthropic-beta"] = ",".join(beta)
+    return sent
+
+
+class MessagesPassthrough(Adapter):
     operation = "messages"
 
-    def request(self, body: dict[str, Any], route: Route, stream: bool) -> bytes:
-        return orjson.dumps({**body, "model": route.upstream_model})
+    def request(self, body: dict[str, Any], route: Route, stream: bool) -> dict[str, Any]:
+        return {**body, "model": route.upstream_model}
+
+    def encode(self, request: dict[str, Any], limit: int | None) -> bytes:
+        if limit is not None:
+            request["max_tokens"] = limit
+        return orjson.dumps(request)
 
     def response(self, raw: bytes, data: dict[str, Any], model: str) -> tuple[bytes, TokenUsage | None, str]:
         reported = data.get("usage")
         usage = usage_of.from_anthropic(reported) if isinstance(reported, dict) else None
-        return raw, usage, answer_text(data)
+        return raw, usage, messages.answer_text(data)
 
     def stream(self, body: dict[str, Any], model: str) -> StreamProcessor:
-        return AnthropicStream()
+        return MessagesPassthroughStream()
 
     def passthrough_headers(self, headers: Any) -> dict[str, str]:
-        sent = {"anthropic-version": headers.get("anthropic-version") or ANTHROPIC_VERSION}
-        beta = headers.getall("anthropic-beta", []) if hasattr(headers, "getall") else []
-        if beta:
-            sent["anthropic-beta"] = ",".join(beta)
-        return sent
+        return anthropic_headers(headers)

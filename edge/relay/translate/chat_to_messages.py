@@ -1,11 +1,13 @@
-"""An OpenAI client calling a model served over Anthropic's Messages API.
+"""A Chat Completions client calling a model served over Anthropic's Messages API.
 
 Request: system and developer messages become ``system`` blocks; runs of user and tool
 messages merge into one user turn whose ``tool_result`` blocks come first; assistant
 ``tool_calls`` become ``tool_use`` blocks; tools, ``tool_choice``, ``stop``, images and
-``user`` map directly. Answer: text and ``tool_use`` blocks become the message's content
-and ``tool_calls``; ``stop_reason`` maps to ``finish_reason``; usage is converted so that
-``prompt_tokens`` includes the cache reads and writes that Anthropic reports apart.
+``user`` map directly; ``response_format`` asks for a JSON answer (``json_answer``).
+Answer: text and ``tool_use`` blocks become the message's content and ``tool_calls`` (a
+JSON answer given as a tool's input becomes the content); ``stop_reason`` maps to
+``finish_reason``; usage is converted so that ``prompt_tokens`` includes the cache reads
+and writes that Anthropic reports apart.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import orjson
 from domain.catalogue import Route
 from domain.usage import TokenUsage
 from edge.relay import usage as usage_of
-from edge.relay.anthropic_native import answer_text
-from edge.relay.openai_native import DONE, error_frame
+from edge.relay.native.chat import wants_usage
 from edge.relay.protocol import Adapter, StreamProcessor
 from edge.relay.sse import Event, frame
+from edge.relay.translate import json_answer
 from edge.relay.translate.common import (
     STOP_TO_OPENAI,
     image_to_anthropic,
@@ -30,9 +32,9 @@ from edge.relay.translate.common import (
     tool_choice_to_anthropic,
     tool_id,
 )
+from edge.relay.wire import chat, messages
 
 REFUSED_FIELDS = {
-    "response_format": "response_format (JSON mode) is not available for this model's provider",
     "logprobs": "logprobs are not available for this model's provider",
     "top_logprobs": "logprobs are not available for this model's provider",
     "audio": "audio output is not available for this model's provider",
@@ -97,6 +99,11 @@ def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def translate_request(body: dict[str, Any], route: Route, stream: bool) -> dict[str, Any]:
+    return _translate(body, route, stream)[0]
+
+
+def _translate(body: dict[str, Any], route: Route, stream: bool) -> tuple[dict[str, Any], bool]:
+    """The Messages request, and whether its JSON answer comes as ``JSON_TOOL``'s input."""
     for field, reason in REFUSED_FIELDS.items():
         if body.get(field) not in (None, False):
             raise refuse(reason, field)
@@ -132,7 +139,6 @@ def translate_request(body: dict[str, Any], route: Route, stream: bool) -> dict[
         turns.insert(0, ("user", [{"type": "text", "text": "(continue)"}]))
     sent: dict[str, Any] = {
         "model": route.upstream_model,
-        "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
         "messages": [{"role": role, "content": blocks} for role, blocks in turns],
     }
     if system:
@@ -153,7 +159,8 @@ def translate_request(body: dict[str, Any], route: Route, stream: bool) -> dict[
         sent["tool_choice"] = choice
     if isinstance(body.get("user"), str):
         sent["metadata"] = {"user_id": body["user"]}
-    return sent
+    wanted = json_answer.from_response_format(body.get("response_format"))
+    return sent, wanted is not None and json_answer.ask(sent, wanted, route)
 
 
 def _tool(tool: Any) -> dict[str, Any]:
@@ -169,16 +176,21 @@ def _tool(tool: Any) -> dict[str, Any]:
     return mapped
 
 
-def translate_response(data: dict[str, Any], model: str) -> dict[str, Any]:
+def translate_response(data: dict[str, Any], model: str, json_tool: bool = False) -> dict[str, Any]:
+    """``json_tool``: a ``JSON_TOOL`` call is the answer's text."""
     text: list[str] = []
     reasoning: list[str] = []
     calls: list[dict[str, Any]] = []
+    answered_in_json = False
     for block in data.get("content") or ():
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
             text.append(block.get("text", ""))
         elif kind == "thinking":
             reasoning.append(block.get("thinking", ""))
+        elif kind == "tool_use" and json_tool and block.get("name") == json_answer.JSON_TOOL:
+            text.append(orjson.dumps(block.get("input") or {}).decode())
+            answered_in_json = True
         elif kind == "tool_use":
             calls.append({
                 "id": block.get("id"),
@@ -191,6 +203,7 @@ def translate_response(data: dict[str, Any], model: str) -> dict[str, Any]:
     if reasoning:
         message["reasoning_content"] = "".join(reasoning)
     reported = data.get("usage")
+    finish = STOP_TO_OPENAI.get(str(data.get("stop_reason")), "stop")
     return {
         "id": f"chatcmpl-{str(data.get('id', '')).removeprefix('msg_')}",
         "object": "chat.completion",
@@ -200,19 +213,21 @@ def translate_response(data: dict[str, Any], model: str) -> dict[str, Any]:
             "index": 0,
             "message": message,
             "logprobs": None,
-            "finish_reason": STOP_TO_OPENAI.get(str(data.get("stop_reason")), "stop"),
+            "finish_reason": "stop" if answered_in_json and not calls else finish,
         }],
         "usage": usage_of.to_openai(usage_of.from_anthropic(reported)) if isinstance(reported, dict) else None,
     }
 
 
-class AnthropicToOpenAIStream(StreamProcessor):
-    """Anthropic events in, OpenAI chunks out."""
+class MessagesToChatStream(StreamProcessor):
+    """Messages events in, Chat Completions chunks out."""
 
-    def __init__(self, model: str, client_wants_usage: bool) -> None:
+    def __init__(self, model: str, client_wants_usage: bool, json_tool: bool = False) -> None:
         super().__init__()
         self.model = model
         self.client_wants_usage = client_wants_usage
+        self.json_tool = json_tool  # a JSON_TOOL call is the answer's text
+        self._json_block: int | None = None  # the Anthropic block index of that call
         self.chunk_id = "chatcmpl-"
         self.created = int(time.time())
         self._prompt: dict[str, Any] = {}
@@ -246,6 +261,9 @@ class AnthropicToOpenAIStream(StreamProcessor):
             return self._chunk({"role": "assistant", "content": ""})
         if kind == "content_block_start":
             block = data.get("content_block") or {}
+            if block.get("type") == "tool_use" and self.json_tool and block.get("name") == json_answer.JSON_TOOL:
+                self._json_block = int(data.get("index", 0))
+                return b""
             if block.get("type") == "tool_use":
                 index = len(self._tool_index)
                 self._tool_index[int(data.get("index", 0))] = index
@@ -262,6 +280,8 @@ class AnthropicToOpenAIStream(StreamProcessor):
                 return self._chunk({"content": delta.get("text", "")})
             if delta.get("type") == "input_json_delta":
                 self.delivered.add(delta.get("partial_json", ""))
+                if self._json_block is not None and int(data.get("index", 0)) == self._json_block:
+                    return self._chunk({"content": delta.get("partial_json", "")}) if delta.get("partial_json") else b""
                 index = self._tool_index.get(int(data.get("index", 0)), 0)
                 return self._chunk({"tool_calls": [{"index": index, "function": {"arguments": delta.get("partial_json", "")}}]})
             if delta.get("type") == "thinking_delta":
@@ -272,8 +292,9 @@ class AnthropicToOpenAIStream(StreamProcessor):
             reported = {**self._prompt, **(data.get("usage") or {})}
             if "output_tokens" in reported and "input_tokens" in reported:
                 self.usage = usage_of.from_anthropic(reported)
-            reason = (data.get("delta") or {}).get("stop_reason")
-            return self._chunk({}, STOP_TO_OPENAI.get(str(reason), "stop"))
+            finish = STOP_TO_OPENAI.get(str((data.get("delta") or {}).get("stop_reason")), "stop")
+            answered_in_json = self._json_block is not None and not self._tool_index
+            return self._chunk({}, "stop" if answered_in_json else finish)
         if kind == "message_stop":
             self.finished = True
         elif kind == "error":
@@ -282,28 +303,36 @@ class AnthropicToOpenAIStream(StreamProcessor):
 
     def closing(self) -> bytes:
         if not self.client_wants_usage or self.usage is None:
-            return DONE
+            return chat.DONE
         chunk = {
             "id": self.chunk_id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
             "choices": [], "usage": usage_of.to_openai(self.usage),
         }
-        return frame(orjson.dumps(chunk)) + DONE
+        return frame(orjson.dumps(chunk)) + chat.DONE
 
     def error(self, message: str, kind: str) -> bytes:
-        return error_frame(message, kind)
+        return chat.error_frame(message, kind)
 
 
-class OpenAIToAnthropic(Adapter):
+class ChatToMessages(Adapter):
+    """Chat Completions request to Messages; the answer back."""
+
     operation = "messages"
 
-    def request(self, body: dict[str, Any], route: Route, stream: bool) -> bytes:
-        return orjson.dumps(translate_request(body, route, stream))
+    json_tool = False  # set by ``request``: the JSON answer comes as JSON_TOOL's input
+
+    def request(self, body: dict[str, Any], route: Route, stream: bool) -> dict[str, Any]:
+        sent, self.json_tool = _translate(body, route, stream)
+        return sent
+
+    def encode(self, request: dict[str, Any], limit: int | None) -> bytes:
+        request["max_tokens"] = limit
+        return orjson.dumps(request)
 
     def response(self, raw: bytes, data: dict[str, Any], model: str) -> tuple[bytes, TokenUsage | None, str]:
         reported = data.get("usage")
         usage = usage_of.from_anthropic(reported) if isinstance(reported, dict) else None
-        return orjson.dumps(translate_response(data, model)), usage, answer_text(data)
+        return orjson.dumps(translate_response(data, model, self.json_tool)), usage, messages.answer_text(data)
 
     def stream(self, body: dict[str, Any], model: str) -> StreamProcessor:
-        options = body.get("stream_options")
-        return AnthropicToOpenAIStream(model, isinstance(options, dict) and options.get("include_usage") is True)
+        return MessagesToChatStream(model, wants_usage(body), self.json_tool)

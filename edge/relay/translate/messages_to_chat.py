@@ -1,10 +1,12 @@
-"""An Anthropic client calling a model served over OpenAI's Chat Completions API.
+"""A Messages client calling a model served over OpenAI's Chat Completions API.
 
-Request: ``system`` becomes the first message; each user turn's ``tool_result`` blocks
-become ``tool`` messages placed before its text and images; assistant ``tool_use``
-blocks become ``tool_calls``; tools, ``tool_choice``, ``stop_sequences`` and
-``metadata.user_id`` map directly; thinking settings are dropped (OpenAI models reason
-within ``max_completion_tokens``). Answer: content and ``tool_calls`` become text and
+Request: ``system`` becomes the first message, and a system-role message among the
+turns (as Claude Code sends) a system message in its place; each user turn's
+``tool_result`` blocks become ``tool`` messages placed before its text and images;
+assistant ``tool_use`` blocks become ``tool_calls``; tools, ``tool_choice``,
+``stop_sequences``, ``metadata.user_id`` and structured output map directly; thinking,
+effort and context management are dropped (OpenAI models reason within
+``max_completion_tokens``). Answer: content and ``tool_calls`` become text and
 ``tool_use`` blocks; ``finish_reason`` maps to ``stop_reason``; usage is converted so
 that ``input_tokens`` excludes the cached tokens OpenAI counts inside ``prompt_tokens``.
 """
@@ -19,10 +21,8 @@ import orjson
 from domain.catalogue import Route
 from domain.usage import TokenUsage
 from edge.relay import usage as usage_of
-from edge.relay.anthropic_native import MESSAGE_STOP, error_frame
-from edge.relay.openai_native import answer_text
 from edge.relay.protocol import Adapter, StreamProcessor
-from edge.relay.sse import Event, frame
+from edge.relay.sse import Event
 from edge.relay.translate.common import (
     STOP_TO_ANTHROPIC,
     image_to_openai,
@@ -31,6 +31,7 @@ from edge.relay.translate.common import (
     tool_choice_to_openai,
     tool_id,
 )
+from edge.relay.wire import chat, messages
 
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit
 
@@ -109,14 +110,16 @@ def translate_request(body: dict[str, Any], route: Route, stream: bool) -> dict[
     if body.get("system"):
         messages.append({"role": "system", "content": _system(body["system"])})
     for message in body["messages"]:
-        if message.get("role") == "user":
+        role = message.get("role")
+        if role == "user":
             messages.extend(_user(message.get("content")))
+        elif role == "system":  # a system message among the turns stays where it was
+            messages.append({"role": "system", "content": _system(message.get("content"))})
         else:
             messages.append(_assistant(message.get("content")))
     sent: dict[str, Any] = {
         "model": route.upstream_model,
         "messages": messages,
-        "max_completion_tokens": body["max_tokens"],
     }
     if stream:
         sent["stream"] = True
@@ -139,7 +142,23 @@ def translate_request(body: dict[str, Any], route: Route, stream: bool) -> dict[
     user = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
     if isinstance(user, str):
         sent["user"] = user
+    output_format = _output_format(body.get("output_config"))
+    if output_format is not None:
+        sent["response_format"] = output_format
     return sent
+
+
+def _output_format(config: Any) -> dict[str, Any] | None:
+    """Anthropic's structured output (``output_config.format``) as OpenAI's
+    ``response_format``. The rest of ``output_config`` (effort), ``thinking`` and
+    ``context_management`` have no Chat Completions equivalent that every OpenAI model
+    takes (a model that does not reason refuses ``reasoning_effort``): they are dropped."""
+    if not isinstance(config, dict) or not isinstance(config.get("format"), dict):
+        return None
+    schema = config["format"].get("schema")
+    if config["format"].get("type") != "json_schema" or not isinstance(schema, dict):
+        raise refuse("output_config.format must be a json_schema format with a schema", "output_config")
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
 
 
 def _message_id(openai_id: Any) -> str:
@@ -179,8 +198,8 @@ def translate_response(data: dict[str, Any], model: str) -> dict[str, Any]:
     }
 
 
-class OpenAIToAnthropicStream(StreamProcessor):
-    """OpenAI chunks in, Anthropic events out, block indexes numbered as blocks open."""
+class ChatToMessagesStream(StreamProcessor):
+    """Chat Completions chunks in, Messages events out, block indexes numbered as blocks open."""
 
     def __init__(self, model: str) -> None:
         super().__init__()
@@ -192,7 +211,7 @@ class OpenAIToAnthropicStream(StreamProcessor):
         self._stop_reason = "end_turn"
 
     def _event(self, name: str, data: dict[str, Any]) -> bytes:
-        return frame(orjson.dumps({"type": name, **data}), name)
+        return messages.event(name, data)
 
     def _close_block(self) -> bytes:
         if self._open is None:
@@ -274,22 +293,28 @@ class OpenAIToAnthropicStream(StreamProcessor):
     def closing(self) -> bytes:
         usage = usage_of.to_anthropic(self.usage or TokenUsage())
         delta = self._event("message_delta", {"delta": {"stop_reason": self._stop_reason, "stop_sequence": None}, "usage": usage})
-        return self._close_block() + delta + MESSAGE_STOP
+        return self._close_block() + delta + messages.MESSAGE_STOP
 
     def error(self, message: str, kind: str) -> bytes:
-        return error_frame(message, "api_error" if kind == "upstream_error" else kind)
+        return messages.error_frame(message, kind)
 
 
-class AnthropicToOpenAI(Adapter):
+class MessagesToChat(Adapter):
+    """Messages request to Chat Completions; the answer back."""
+
     operation = "chat"
 
-    def request(self, body: dict[str, Any], route: Route, stream: bool) -> bytes:
-        return orjson.dumps(translate_request(body, route, stream))
+    def request(self, body: dict[str, Any], route: Route, stream: bool) -> dict[str, Any]:
+        return translate_request(body, route, stream)
+
+    def encode(self, request: dict[str, Any], limit: int | None) -> bytes:
+        request["max_completion_tokens"] = limit
+        return orjson.dumps(request)
 
     def response(self, raw: bytes, data: dict[str, Any], model: str) -> tuple[bytes, TokenUsage | None, str]:
         reported = data.get("usage")
         usage = usage_of.from_openai(reported) if isinstance(reported, dict) else None
-        return orjson.dumps(translate_response(data, model)), usage, answer_text(data)
+        return orjson.dumps(translate_response(data, model)), usage, chat.answer_text(data)
 
     def stream(self, body: dict[str, Any], model: str) -> StreamProcessor:
-        return OpenAIToAnthropicStream(model)
+        return ChatToMessagesStream(model)
