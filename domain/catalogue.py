@@ -8,6 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from domain.pricing import Price
+from domain.rates import Limits
 
 
 class Protocol(StrEnum):
@@ -64,6 +65,7 @@ class Plan:
     name: str
     models: tuple[str, ...]
     price_multiplier: Decimal = Decimal(1)
+    limits: Limits = Limits()  # rate limits of every key on the plan (within which its owner may set lower)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@
     ├── domain.errors.DomainError     → 400 invalid_request
     ├── ledger NotFound / Conflict    → 404 / 409
     ├── ledger InvalidValue           → 400 invalid_request
-    ├── ledger Refused                → 402 insufficient_quota or 403 (key/user state)
+    ├── ledger Refused                → 402 insufficient_quota, 429 rate_limit_exceeded, or 403 (key/user state)
     ├── ledger LedgerUnavailable      → 503 ledger_unavailable
     └── sanic's own (404 route, 405, 413 body too large, 408 timeout)
 
@@ -19,6 +19,7 @@ SQL, keys) ever reaches a body: unexpected exceptions become a bare 500.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -108,8 +109,24 @@ def body(problem: Problem, shape: Shape) -> dict[str, Any]:
     return {"error": {"message": problem.message, "type": problem.code}}
 
 
+_LIMITS = {
+    "rpm": "requests per minute", "tpm": "tokens per minute", "concurrency": "calls in flight at once",
+}
+
+
 def refusal(refused: Refused) -> Problem:
     reason = refused.reason
+    if refused.rate_limited:
+        whose, _, limit = reason.partition("_")
+        owner = "your account" if whose == "user" else "this API key"
+        if refused.retry_after is None:  # more tokens than a whole minute's worth
+            return Problem(429, "rate_limit_exceeded",
+                           f"This request counts more tokens than {owner}'s whole tokens-per-minute limit; "
+                           "lower max_tokens or shorten the prompt.")
+        seconds = max(1, math.ceil(refused.retry_after))
+        return Problem(429, "rate_limit_exceeded",
+                       f"{owner.capitalize()} is over its limit of {_LIMITS[limit]}; try again in {seconds} s.",
+                       headers={"retry-after": str(seconds)})
     if reason.startswith("insufficient_"):
         whose = "your key's quota" if reason == "insufficient_key_quota" else "your account"
         return Problem(

@@ -23,6 +23,7 @@ from domain.catalogue import Catalogue, Model, Plan, Protocol, Provider, Route
 from domain.errors import DomainError
 from domain.money import Money, format_decimal, parse_amount
 from domain.pricing import Price, multiplier_of
+from domain.rates import Limits
 from edge import catalogue as builtin
 from ledger.database import DEFAULT_URL
 
@@ -70,6 +71,9 @@ class PlanConfig(_Strict):
     name: str
     models: list[str]
     price_multiplier: Any = "1"
+    rpm: int | None = Field(default=None, gt=0, le=10_000_000)  # requests per minute, per key
+    tpm: int | None = Field(default=None, gt=0, le=10_000_000_000)  # tokens per minute, per key
+    max_concurrency: int | None = Field(default=None, gt=0, le=100_000)  # calls in flight, per key
 
     @field_validator("price_multiplier", mode="before")
     @classmethod
@@ -238,7 +242,8 @@ def _catalogue(parsed: FileConfig) -> Catalogue:
         unknown = [m for m in plan.models if m not in models]
         if unknown:
             raise SettingsError(f"plan {plan.id}: unknown models {unknown}")
-        plans[plan.id] = Plan(plan.id, plan.name, tuple(plan.models), multiplier_of(plan.price_multiplier))
+        plans[plan.id] = Plan(plan.id, plan.name, tuple(plan.models), multiplier_of(plan.price_multiplier),
+                              Limits(plan.rpm, plan.tpm, plan.max_concurrency))
     return Catalogue(providers=providers, models=models, plans=plans)
 
 

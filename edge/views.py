@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.catalogue import Model, Plan
 from domain.money import format_decimal
+from edge import limits
 
 
 def money(value: Decimal | None) -> str | None:
@@ -31,6 +32,7 @@ def user(row: dict[str, Any], balance: dict[str, Any]) -> dict[str, Any]:
         "requestCount": balance["request_count"],
         "inviteCode": row["invite_code"],
         "createdAt": timestamp(row["created_at"]),
+        "limits": limits.view(row.get("limits")),
     }
 
 
@@ -47,6 +49,7 @@ def api_key(row: dict[str, Any], balance: dict[str, Any] | None) -> dict[str, An
         "expiresAt": timestamp(row["expires_at"]),
         "createdAt": timestamp(row["created_at"]),
         "lastUsedAt": timestamp(balance["last_used_at"] if balance else None),
+        "limits": limits.view(row.get("limits")),
     }
 
 
@@ -78,6 +81,7 @@ def plan(value: Plan) -> dict[str, Any]:
         "name": value.name,
         "models": list(value.models),
         "priceMultiplier": format_decimal(value.price_multiplier),
+        "limits": limits.view(value.limits),
     }
 
 

@@ -28,6 +28,7 @@ from domain.catalogue import Model, Route
 from domain.charges import Charge, RequestFacts, RequestStatus, UsageSource
 from domain.money import EXACT, Money
 from domain.pricing import PER_MILLION, worst_case_cost
+from domain.rates import Limits
 from domain.usage import TokenUsage
 from edge import metrics
 from edge.relay import access
@@ -177,17 +178,22 @@ async def admit(
         requested_at=datetime.now(timezone.utc),
     )
     limit: int | None = None
+    # The key's plan's rate limits travel with the hold: admission applies them with the
+    # key's own and the user's. Tokens count at the bound (the output too, when it is fixed).
+    plan_limits = plan.limits if plan is not None else Limits()
+    instance = svc.ledger.instance_id
+    prompt_cost = worst_case_cost(prompt_tokens_bound, 0, price, multiplier)
     if output is None:  # no output at all (embeddings)
-        hold = Hold(facts, worst_case_cost(prompt_tokens_bound, 0, price, multiplier), svc.ledger.instance_id)
+        hold = Hold(facts, prompt_cost, instance, tokens=prompt_tokens_bound, plan_limits=plan_limits)
     elif output.requested is not None:
         limit = min(output.requested, model.max_output_tokens or output.requested)
         worst = worst_case_cost(prompt_tokens_bound, limit * output.choices, price, multiplier)
-        hold = Hold(facts, worst, svc.ledger.instance_id)
+        hold = Hold(facts, worst, instance, tokens=prompt_tokens_bound + limit * output.choices, plan_limits=plan_limits)
     else:  # the ledger picks the limit: the prompt's bound fixed, each token of limit at per_token
         per_token = EXACT.divide(EXACT.multiply(EXACT.multiply(price.output, multiplier), Decimal(output.choices)),
                                  PER_MILLION)
         bound = OutputBound(per_token, model.max_output_tokens or DEFAULT_OUTPUT_LIMIT)
-        hold = Hold(facts, worst_case_cost(prompt_tokens_bound, 0, price, multiplier), svc.ledger.instance_id, bound)
+        hold = Hold(facts, prompt_cost, instance, bound, tokens=prompt_tokens_bound, plan_limits=plan_limits)
     meter = Meter(svc, facts, hold.amount, multiplier)
     admission = asyncio.ensure_future(svc.ledger.aadmit(hold))
     try:

@@ -18,6 +18,7 @@ from edge import entitlements, grants, views
 from edge.auth import current_admin, services
 from edge.errors import Problem
 from edge.http import page, parse, query, respond
+from edge.limits import LimitsBody
 from ledger import NotFound, commands
 from projections.queries import ProjectionQueries
 
@@ -30,6 +31,7 @@ class AdministerUser(BaseModel):
     role: Role | None = None
     plans: list[StrictInt] | None = Field(default=None, max_length=entitlements.MAX_PLANS)  # replaces them
     defaultPlan: StrictInt | None = None  # one of plans (default: the first)
+    limits: LimitsBody | None = None  # the user's own rate limits, replaced as a whole
 
 
 class GrantBody(BaseModel):
@@ -117,7 +119,10 @@ async def administer(request: Request, user_id: str) -> HTTPResponse:
     elif body.defaultPlan is not None:
         raise Problem(400, "invalid_request", "defaultPlan: send it with plans", param="defaultPlan")
     try:
-        await svc.ledger.arun(commands.AdministerUser(target, body.status, body.role, plans=plans, default_plan=body.defaultPlan))
+        await svc.ledger.arun(commands.AdministerUser(
+            target, body.status, body.role, limits=None if body.limits is None else body.limits.limits(),
+            plans=plans, default_plan=body.defaultPlan,
+        ))
     except NotFound:
         raise Problem(404, "not_found", "no such user") from None
     svc.keys.forget_user(target)

@@ -12,10 +12,11 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from domain.keys import KeyStatus
 from domain.money import Money
-from edge import views
+from edge import limits, views
 from edge.auth import current_user, services
 from edge.errors import Problem
 from edge.http import page, parse, respond
+from edge.limits import LimitsBody
 from edge.security import key_digest, key_prefix, new_api_key
 from ledger import NotFound, commands
 from projections.queries import ProjectionQueries
@@ -66,6 +67,7 @@ class CreateKey(_KeyBody):
     quota: Amount | None = None
     models: list[str] | None = Field(default=None, max_length=500)
     expiresAt: str | None = None
+    limits: LimitsBody | None = None  # the key's own rate limits, within its plan's
 
     @field_validator("expiresAt")
     @classmethod
@@ -78,6 +80,7 @@ class UpdateKey(_KeyBody):
     name: str | None = Field(default=None, min_length=1, max_length=64)
     status: KeyStatus | None = None
     quota: Amount | None = None
+    limits: LimitsBody | None = None  # replaced as a whole; each null is no limit of its own
 
     @field_validator("status")
     @classmethod
@@ -127,6 +130,9 @@ async def create_key(request: Request) -> HTTPResponse:
         unknown = sorted(set(body.models) - set(catalogue.models))
         if unknown:
             raise Problem(400, "invalid_request", f"unknown models: {', '.join(unknown[:5])}", param="models")
+    own = None if body.limits is None else limits.within_plan(
+        body.limits.limits(), None if body.planId is None else catalogue.plans[body.planId]
+    )
     secret = new_api_key()
     key_id = await svc.ledger.arun(
         commands.CreateKey(
@@ -138,6 +144,7 @@ async def create_key(request: Request) -> HTTPResponse:
             models=body.models,
             plan_id=body.planId,
             expires_at=_expiry(body.expiresAt),
+            limits=own,
         )
     )
     row = await svc.ledger.aread(lambda q: q.key_by_id(key_id))
@@ -153,6 +160,12 @@ async def update_key(request: Request, key_id: str) -> HTTPResponse:
     changes: dict[str, Any] = {"name": body.name, "status": body.status}
     if "quota" in body.model_fields_set:
         changes["quota"] = _quota(body.quota)
+    if body.limits is not None:
+        current = await svc.ledger.aread(lambda q: q.key_by_id(_key_id(key_id)))
+        if current is None or current["user_id"] != user["user_id"]:
+            raise Problem(404, "not_found", "no such key")
+        plan = None if current["plan_id"] is None else svc.settings.catalogue.plans.get(current["plan_id"])
+        changes["limits"] = limits.within_plan(body.limits.limits(), plan)
     try:
         await svc.ledger.arun(commands.UpdateKey(user["user_id"], _key_id(key_id), **changes))
     except NotFound:

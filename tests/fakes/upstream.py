@@ -56,6 +56,7 @@ class Record:
     usage: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
     aborted: bool = False  # the gateway hung up before the answer was complete
+    ended: float | None = None  # when the answer was done (OpenAI's routes)
 
 
 class FakeUpstream:
@@ -106,6 +107,15 @@ class FakeUpstream:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+
+    def most_at_once(self, marker: str) -> int:
+        """The most requests containing ``marker`` that were being answered at one time."""
+        moments = sorted((t, step) for r in self.requests_for(marker) for t, step in ((r.at, 1), (r.ended or r.at, -1)))
+        busy = most = 0
+        for _, step in moments:  # an end sorts before a start at the same instant
+            busy += step
+            most = max(most, busy)
+        return most
 
     def requests_for(self, marker: str) -> list[Record]:
         """The recorded requests whose text contains ``marker``."""
@@ -177,6 +187,8 @@ class FakeUpstream:
         except (ConnectionResetError, asyncio.CancelledError):
             record.aborted = True
             raise
+        finally:
+            record.ended = time.time()
 
     # -- OpenAI ----------------------------------------------------------------------------
 
