@@ -65,7 +65,7 @@ class Plan:
     name: str
     models: tuple[str, ...]
     price_multiplier: Decimal = Decimal(1)
-    limits: Limits = Limits()  # rate limits of every key on the plan (within which its owner may set lower)
+    limits: Limits = field(default_factory=Limits)  # every key on the plan: its owner may set lower
 
 
 @dataclass(frozen=True, slots=True)
