@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 
 from edge.settings import Settings, SettingsError, load
 
@@ -304,8 +304,15 @@ def ledger_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other failure (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"tokensea: {message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(
+    root = _Parser(
         prog="tokensea", description="TokenSea: an LLM API gateway with an event-sourced ledger",
         epilog="exit codes: 0 done; 1 a problem found (differences, a name taken, a rebuild running); "
                "2 bad usage, configuration or input, or the database needs `tokensea db upgrade`; "

@@ -124,12 +124,20 @@ class Queries:
         row = self._one(f"SELECT {_USER} FROM ts_users WHERE invite_code = %s", [code])
         return None if row is None else _user(row)
 
-    def list_users(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    def list_users(self, offset: int, limit: int, containing: str = "") -> tuple[list[dict[str, Any]], int]:
+        """Users in order of registration; with ``containing``, those whose username, name
+        or email contains it (case-insensitive, as plain text: ``%`` and ``_`` are escaped)."""
+        where, params = "", []
+        if containing:
+            pattern = "%" + containing.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where = (" WHERE username_key LIKE %s ESCAPE '\\' OR lower(name) LIKE %s ESCAPE '\\' "
+                     "OR lower(coalesce(email, '')) LIKE %s ESCAPE '\\'")
+            params = [pattern] * 3
         rows = self._all(
-            f"SELECT {_USER} FROM ts_users ORDER BY created_at, user_id LIMIT %s OFFSET %s",
-            [limit, offset],
+            f"SELECT {_USER} FROM ts_users{where} ORDER BY created_at, user_id LIMIT %s OFFSET %s",
+            [*params, limit, offset],
         )
-        total = self._one("SELECT COUNT(*) AS n FROM ts_users", [])["n"]
+        total = self._one(f"SELECT COUNT(*) AS n FROM ts_users{where}", params)["n"]
         return [_user(row) for row in rows], int(total)
 
     # -- keys -------------------------------------------------------------------------

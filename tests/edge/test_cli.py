@@ -71,6 +71,8 @@ def test_bad_settings_and_an_unreachable_database(tmp_path: Path) -> None:
     config.write_text('signup_quota = 0.5\n')
     settings = tokensea("--config", str(config), "db", "status", url=f"sqlite:///{tmp_path / 'x.db'}")
     assert settings.returncode == EXIT_USAGE and "signup_quota" in one_line(settings)
+    usage = tokensea("ledger", "frobnicate", url="mysql://unused")
+    assert usage.returncode == EXIT_USAGE and "invalid choice" in one_line(usage)
     debug = tokensea("--debug", "ledger", "verify", url="postgresql://postgres@127.0.0.1:1/test")
     assert debug.returncode != EXIT_OK and "Traceback" in debug.stderr
 
