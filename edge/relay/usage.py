@@ -24,17 +24,17 @@ def _int(value: Any) -> int:
     return value
 
 
-def from_openai(usage: dict[str, Any]) -> TokenUsage:
-    details = usage.get("prompt_tokens_details") or {}
-    prompt = _int(usage.get("prompt_tokens"))
+def _cache_included(prompt: Any, output: Any, details: dict[str, Any]) -> TokenUsage:
+    """OpenAI's convention: the prompt count includes the cached and cache-written tokens."""
     cache_read = _int(details.get("cached_tokens"))
     cache_write = _int(details.get("cache_write_tokens"))
-    return TokenUsage(
-        input=max(prompt - cache_read - cache_write, 0),
-        output=_int(usage.get("completion_tokens")),
-        cache_read=cache_read,
-        cache_write=cache_write,
-    )
+    return TokenUsage(input=max(_int(prompt) - cache_read - cache_write, 0), output=_int(output),
+                      cache_read=cache_read, cache_write=cache_write)
+
+
+def from_openai(usage: dict[str, Any]) -> TokenUsage:
+    return _cache_included(usage.get("prompt_tokens"), usage.get("completion_tokens"),
+                           usage.get("prompt_tokens_details") or {})
 
 
 def to_openai(usage: TokenUsage) -> dict[str, Any]:
@@ -71,16 +71,8 @@ def to_anthropic(usage: TokenUsage) -> dict[str, Any]:
 def from_responses(usage: dict[str, Any]) -> TokenUsage:
     """OpenAI Responses: ``input_tokens`` includes ``cached_tokens`` and
     ``cache_write_tokens``; ``output_tokens`` includes the reasoning tokens."""
-    details = usage.get("input_tokens_details") or {}
-    prompt = _int(usage.get("input_tokens"))
-    cache_read = _int(details.get("cached_tokens"))
-    cache_write = _int(details.get("cache_write_tokens"))
-    return TokenUsage(
-        input=max(prompt - cache_read - cache_write, 0),
-        output=_int(usage.get("output_tokens")),
-        cache_read=cache_read,
-        cache_write=cache_write,
-    )
+    return _cache_included(usage.get("input_tokens"), usage.get("output_tokens"),
+                           usage.get("input_tokens_details") or {})
 
 
 def to_responses(usage: TokenUsage) -> dict[str, Any]:
