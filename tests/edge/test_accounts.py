@@ -191,7 +191,8 @@ def test_plans(gateway: Gateway, unique: str) -> None:
     gateway.entitle(user["id"], 1)
     with gateway.client(token) as http:
         assert http.get("/api/plans").json() == [
-            {"id": 1, "name": "Starter", "models": ["gpt-test", "claude-test"], "priceMultiplier": "0.5", "default": True}
+            {"id": 1, "name": "Starter", "models": ["gpt-test", "claude-test"], "priceMultiplier": "0.5",
+             "limits": {"rpm": None, "tpm": None, "maxConcurrency": None}, "default": True}
         ]
 
 

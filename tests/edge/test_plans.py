@@ -9,7 +9,8 @@ import json
 
 from tests.gateway import Gateway
 
-STARTER = {"id": 1, "name": "Starter", "models": ["gpt-test", "claude-test"], "priceMultiplier": "0.5"}
+STARTER = {"id": 1, "name": "Starter", "models": ["gpt-test", "claude-test"], "priceMultiplier": "0.5",
+           "limits": {"rpm": None, "tpm": None, "maxConcurrency": None}}
 
 
 def test_a_user_binds_only_plans_they_hold(gateway: Gateway, unique: str) -> None:
