@@ -100,3 +100,30 @@ def _verified(db: Database) -> list[str]:
         return verify(db, events)
     finally:
         events.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_hosts_starting_together_migrate_once(backend: str, tmp_path: Path) -> None:
+    """Four processes upgrade one empty database at once (as `serve` does on every host at
+    start): the lock makes them take turns, one applies everything, the rest nothing."""
+    import multiprocessing
+
+    with fresh_database(backend, tmp_path) as url:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(4) as pool:
+            applied = pool.map(_upgrade, [url] * 4)
+        assert sorted(len(versions) for versions in applied) == [0, 0, 0, int(HEAD)]
+        assert status(Database.from_url(url)).pending == []
+
+
+def _upgrade(url: str) -> list[str]:
+    return upgrade(Database.from_url(url))
+
+
+def test_the_head_constant_names_the_newest_migration() -> None:
+    """Workers check the version without loading Alembic: its constant must be the head."""
+    from alembic.script import ScriptDirectory
+
+    from ledger.migrations import _config
+
+    assert ScriptDirectory.from_config(_config(Database.from_url("sqlite:///unused.db"))).get_current_head() == HEAD
