@@ -143,8 +143,9 @@ def setup_lifecycle(app: Sanic) -> None:
     @app.before_server_start
     async def open_services(app: Sanic) -> None:
         configure_logs()  # each worker is a fresh (spawned) process
-        # The ledger's writer threads wait for the GIL whenever the event loop is busy;
-        # a shorter switch interval than the default 5 ms hands it over sooner.
+        # The ledger's threads (readers, commands, SQLite's writers) wait for the GIL
+        # whenever the event loop is busy; a shorter switch interval than the default
+        # 5 ms hands it over sooner.
         sys.setswitchinterval(SWITCH_INTERVAL)
         settings: Settings = app.ctx.settings
         db = Database.from_url(settings.database_url)

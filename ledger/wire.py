@@ -1,7 +1,7 @@
 """A prepared statement run on an asyncio psycopg connection through libpq itself.
 
-PostgreSQL's group-commit drivers (``ledger.postgres_writes``) send two statements, each known in advance, with text
-parameters and a few text columns back. psycopg's ``execute`` cost 106-120 µs of CPU
+PostgreSQL's group-commit drivers (``ledger.postgres_writes``) send two statements,
+each known in advance, with text parameters and a few text columns back. psycopg's ``execute`` cost 106-120 µs of CPU
 per call here (a cursor, adaptation, the prepared-statement manager, row objects);
 driving the connection's ``pgconn`` directly, as here, 50-64 µs, most of it the socket
 and the event loop. Errors are psycopg's own exceptions, as ``execute`` raises them:

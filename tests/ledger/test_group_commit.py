@@ -30,8 +30,8 @@ T = TypeVar("T")
 
 @dataclass
 class Faults:
-    lose: set[str] = field(default_factory=set)  # lanes whose next answer is lost after it landed
-    miss: set[str] = field(default_factory=set)  # lanes whose next landed-check finds nothing
+    lose: set[str] = field(default_factory=set)  # drivers (by lane) whose next answer is lost after it landed
+    miss: set[str] = field(default_factory=set)  # drivers whose next landed-check finds nothing
     refuse: bool = False  # new connections are refused
     connects: Counter[str] = field(default_factory=Counter)
 

@@ -119,7 +119,7 @@ def test_one_batch_decides_its_holds_in_order_against_the_running_balance(databa
 
 def test_an_output_limit_left_to_the_ledger_is_the_largest_the_accounts_can_pay(ledger: Ledger) -> None:
     """A call without a client limit: the ledger picks the largest output limit that both
-    the user's and the key's remaining quota pay for, on the writer thread and on the event
+    the user's and the key's remaining quota pay for, from a thread and on the event
     loop alike, and refuses only when not even one token fits."""
     alice = register(ledger, "alice", quota="10")
     key, capped = new_key(ledger, alice), new_key(ledger, alice, quota="5", name="capped")
@@ -218,7 +218,7 @@ def test_a_request_is_charged_at_most_once(ledger: Ledger) -> None:
 
 
 def test_an_event_loop_admits_and_settles_in_shared_transactions(database_url: str) -> None:
-    """The awaitable forms the edge uses (on PostgreSQL, the loop's own lanes): many calls
+    """The awaitable forms the edge uses (the serving loop's own group commit): many calls
     at once share few transactions, refusals stay per hold, and a duplicate hold or charge
     in a batch is reported without sinking the others."""
     batches: list[tuple[str, int]] = []
