@@ -9,20 +9,89 @@ money run in the exact decimal context.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from domain.charges import Charge, RequestStatus
 from domain.grants import Grant
 from domain.keys import ApiKey, KeyStatus
-from domain.money import EXACT
+from domain.money import EXACT, format_decimal
 from domain.users import Status, User
+from ledger.database import to_datetime, to_decimal, to_uuid
 
 Rows = dict[Any, dict[str, Any]]
+Normalize = dict[str, Callable[[Any], Any]]
 _ZERO = Decimal(0)
+
+
+def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else convert(value)
+
+
+def models_of(stored: Any) -> list[str] | None:
+    """``ts_keys.models`` as stored (JSON text), or as a checkpoint keeps it (a list)."""
+    if stored is None:
+        return None
+    return list(json.loads(stored)) if isinstance(stored, str) else list(stored)
+
+
+# Each derived table's columns, and how a stored value becomes the fold's Python value
+# (from either database, or from a checkpoint's JSON).
+USERS: Normalize = {
+    "username": str, "username_key": str, "name": str, "email": _optional(str), "role": str, "status": str,
+    "password_hash": str, "invite_code": str, "invited_by": _optional(to_uuid), "created_at": to_datetime,
+    "granted": to_decimal, "used": to_decimal, "held": to_decimal, "holds": int,
+    "rpm": _optional(int), "tpm": _optional(int), "max_concurrency": _optional(int),
+}
+KEYS: Normalize = {
+    "user_id": to_uuid, "digest": str, "prefix": str, "name": str, "status": str, "quota": _optional(to_decimal),
+    "models": models_of, "plan_id": _optional(int), "expires_at": _optional(to_datetime), "created_at": to_datetime,
+    "used": to_decimal, "held": to_decimal, "holds": int,
+    "rpm": _optional(int), "tpm": _optional(int), "max_concurrency": _optional(int),
+}
+USER_BALANCES: Normalize = {"quota": to_decimal, "used": to_decimal, "request_count": int}
+KEY_BALANCES: Normalize = {"user_id": to_uuid, "used": to_decimal, "request_count": int,
+                           "last_used_at": _optional(to_datetime)}
+LOGS: Normalize = {
+    "position": int, "user_id": to_uuid, "key_id": to_uuid, "key_name": str, "model": str, "provider": str,
+    "endpoint": str, "stream": bool, "input_tokens": int, "output_tokens": int, "cache_read_tokens": int,
+    "cache_write_tokens": int, "cost": to_decimal, "latency_ms": int, "status": str, "usage_source": str,
+    "created_at": to_datetime,
+}
+USAGE: Normalize = {
+    "requests": int, "failed": int, "prompt_tokens": int, "completion_tokens": int, "cache_read_tokens": int,
+    "cache_write_tokens": int, "cost": to_decimal,
+}
+
+# What a checkpoint keeps of the fold: every table but the request log, whose rows never
+# change once written and stay in the read model itself. (fold attribute, columns, key)
+KEPT: dict[str, tuple[Normalize, Callable[[Any], Any]]] = {
+    "users": (USERS, to_uuid),
+    "keys": (KEYS, to_uuid),
+    "user_balances": (USER_BALANCES, to_uuid),
+    "key_balances": (KEY_BALANCES, to_uuid),
+    "daily": (USAGE, lambda key: (to_uuid(key[0]), key[1], key[2])),
+    "hourly": (USAGE, lambda key: (to_uuid(key[0]), key[1], key[2])),
+}
+
+
+def _plain(value: Any) -> Any:
+    """A fold value as JSON: exact decimal strings, ISO times, UUIDs as text."""
+    if isinstance(value, Decimal):
+        return format_decimal(value)
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(part) for part in value]
+    return value
 
 
 def _utc(moment: datetime) -> datetime:
@@ -42,6 +111,32 @@ class Fold:
     daily: Rows = field(default_factory=dict)  # proj_usage_daily, by (user, day, model)
     hourly: Rows = field(default_factory=dict)  # proj_usage_hourly, by (user, hour, model)
     duplicate_charges: list[str] = field(default_factory=list)
+
+    def state(self) -> bytes:
+        """The fold at ``position`` without the request log, as canonical JSON (sorted
+        rows and columns): the same events always give the same bytes."""
+        tables = {
+            name: sorted(
+                ([_plain(key), {column: _plain(value) for column, value in row.items()}]
+                 for key, row in getattr(self, name).items()),
+                key=lambda item: orjson.dumps(item[0]),
+            )
+            for name in KEPT
+        }
+        return orjson.dumps({"position": self.position, "tables": tables}, option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def restore(cls, state: bytes) -> Fold:
+        """The fold a checkpoint's ``state`` describes (with no request log rows)."""
+        document = orjson.loads(state)
+        fold = cls(position=int(document["position"]))
+        for name, (columns, key_of) in KEPT.items():
+            rows: Rows = getattr(fold, name)
+            for key, row in document["tables"][name]:
+                rows[key_of(key)] = {
+                    column: None if row[column] is None else columns[column](row[column]) for column in row
+                }
+        return fold
 
     def apply(self, position: int, event: Any) -> None:
         self.position = position
@@ -148,8 +243,3 @@ class Fold:
 
 def _limits(event: Any) -> dict[str, Any]:
     return {"rpm": event.rpm, "tpm": event.tpm, "max_concurrency": event.max_concurrency}
-
-
-def models_of(stored: Any) -> list[str] | None:
-    """``ts_keys.models`` as stored (JSON text), for comparison."""
-    return None if stored is None else list(json.loads(stored))

@@ -86,11 +86,17 @@ class Projection(ABC):
     tables: ClassVar[dict[str, str]]
     #: (logical table, index suffix, indexed columns)
     indexes: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+    #: rows never change once written (each carries its event's ``position``): a rebuild
+    #: from a checkpoint replaces only the rows past it, and keeps the others in place
+    immutable: ClassVar[bool] = False
 
-    def create(self, db: Database, cur: Any, tables: dict[str, str], generation: str) -> None:
+    def create(self, db: Database, cur: Any, tables: dict[str, str], generation: str, *, options: str = "",
+               **placeholders: str) -> None:
+        """Create the tables (``options`` follow the column list: a partitioning)."""
         for logical, columns in self.tables.items():
             physical = tables[logical]
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {physical} ({columns.format(**TYPES[db.backend])})")
+            definition = columns.format(**TYPES[db.backend], **placeholders)
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {physical} ({definition}){options}")
         for logical, suffix, columns in self.indexes:
             # Index names are unique per schema: the generation keeps a rebuild's apart.
             index = f"{logical}_{generation}_{suffix}"

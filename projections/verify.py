@@ -8,6 +8,13 @@ kind).
 Missing and extra rows are reported too. Each difference names the table, the row, the
 column, what the events say and what was found.
 
+By default the fold starts from the latest usable checkpoint (``projections.checkpoints``)
+and reads only the events after it: the request log's rows up to the checkpoint were
+compared when it was made, and never change; every other derived row is compared in
+full. ``full=True`` starts from genesis, compares every request-log row, and checks each
+stored checkpoint against the fold at its position. Request-log rows older than the
+retention cut (``projections.retention``) may be gone; those still there must match.
+
 All reads happen in one snapshot (a repeatable-read, read-only transaction on
 PostgreSQL, a read transaction on SQLite), so the comparison is exact while traffic
 flows: each projection is compared with the fold of the events up to its own recorded
@@ -19,47 +26,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from copy import deepcopy
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from domain.money import EXACT, format_decimal
 from ledger.database import Database, to_datetime, to_decimal, to_uuid
 from ledger.log import EventLog
-from projections.audit_fold import Fold, Rows, models_of
+from projections import checkpoints
+from projections.audit_fold import (
+    KEY_BALANCES,
+    KEYS,
+    LOGS,
+    USAGE,
+    USER_BALANCES,
+    USERS,
+    Fold,
+    Normalize,
+    Rows,
+)
+from projections.checkpoints import Checkpoint
 from projections.store import ALL
 
 PAGE = 5000
-Normalize = dict[str, Callable[[Any], Any]]
-
-
-def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda value: None if value is None else convert(value)
-
-
-_USERS: Normalize = {
-    "username": str, "username_key": str, "name": str, "email": _optional(str), "role": str, "status": str,
-    "password_hash": str, "invite_code": str, "invited_by": _optional(to_uuid), "created_at": to_datetime,
-    "granted": to_decimal, "used": to_decimal, "held": to_decimal, "holds": int,
-    "rpm": int, "tpm": int, "max_concurrency": int,
-}
-_KEYS: Normalize = {
-    "user_id": to_uuid, "digest": str, "prefix": str, "name": str, "status": str, "quota": _optional(to_decimal),
-    "models": models_of, "plan_id": _optional(int), "expires_at": _optional(to_datetime), "created_at": to_datetime,
-    "used": to_decimal, "held": to_decimal, "holds": int, "rpm": int, "tpm": int, "max_concurrency": int,
-}
-_USER_BALANCES: Normalize = {"quota": to_decimal, "used": to_decimal, "request_count": int}
-_KEY_BALANCES: Normalize = {"user_id": to_uuid, "used": to_decimal, "request_count": int,
-                            "last_used_at": _optional(to_datetime)}
-_LOGS: Normalize = {
-    "position": int, "user_id": to_uuid, "key_id": to_uuid, "key_name": str, "model": str, "provider": str,
-    "endpoint": str, "stream": bool, "input_tokens": int, "output_tokens": int, "cache_read_tokens": int,
-    "cache_write_tokens": int, "cost": to_decimal, "latency_ms": int, "status": str, "usage_source": str,
-    "created_at": to_datetime,
-}
-_DAILY: Normalize = {
-    "requests": int, "failed": int, "prompt_tokens": int, "completion_tokens": int, "cache_read_tokens": int,
-    "cache_write_tokens": int, "cost": to_decimal,
-}
 
 
 def _fmt(value: Any) -> str:
@@ -91,26 +80,50 @@ class Diff:
             self.lines.append(f"{table} {_fmt(key)}: not in the ledger")
 
 
-def verify(db: Database, events: EventLog, progress: Callable[[int, int], None] | None = None) -> list[str]:
+@dataclass
+class Report:
+    """What a verification covered and found."""
+
+    lines: list[str]  # every difference ([] if none)
+    base: Checkpoint | None  # where the fold started (None: genesis)
+    fold: Fold = field(default_factory=Fold)  # the events' fold at the last position read
+
+    @property
+    def first(self) -> int:
+        """The first position whose event was read (the one after the checkpoint's)."""
+        return 1 if self.base is None else self.base.position + 1
+
+    @property
+    def last(self) -> int:
+        return self.fold.position
+
+
+def verify(db: Database, events: EventLog, progress: Callable[[int, int], None] | None = None,
+           *, full: bool = False) -> list[str]:
     """Every difference between the events and what was derived from them ([] if none)."""
+    return audit(db, events, progress, full=full).lines
+
+
+def audit(db: Database, events: EventLog, progress: Callable[[int, int], None] | None = None,
+          *, full: bool = False) -> Report:
+    """Verify from the latest usable checkpoint, or from genesis if ``full``."""
     conn = db.connect(read_only=True)
-    diff = Diff()
     try:
         cur = conn.cursor()
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if db.is_postgres else "BEGIN")
         try:
-            _verify(db, events, cur, diff, progress)
+            return _verify(db, events, cur, full, progress)
         finally:
             cur.execute("ROLLBACK")
     finally:
         conn.close()
-    return diff.lines
 
 
-def _rows(cur: Any, db: Database, table: str, keys: tuple[str, ...], normalize: Normalize) -> Rows:
+def _rows(cur: Any, db: Database, table: str, keys: tuple[str, ...], normalize: Normalize,
+          where: str = "", params: tuple[Any, ...] = ()) -> Rows:
     """``table``'s rows by key (one column: its value; several: a tuple), each normalized."""
     columns = ", ".join((*keys, *normalize))
-    cur.execute(db.sql(f"SELECT {columns} FROM {table}"))
+    cur.execute(db.sql(f"SELECT {columns} FROM {table}{where}"), list(params))
     found: Rows = {}
     for record in cur.fetchall():
         key = tuple(to_uuid(record[k]) if k.endswith("_id") and k != "request_id" else record[k] for k in keys)
@@ -121,35 +134,70 @@ def _rows(cur: Any, db: Database, table: str, keys: tuple[str, ...], normalize: 
     return found
 
 
-def _verify(db: Database, events: EventLog, cur: Any, diff: Diff, progress: Callable[[int, int], None] | None) -> None:
+def _verify(db: Database, events: EventLog, cur: Any, full: bool,
+            progress: Callable[[int, int], None] | None) -> Report:
+    diff = Diff()
+    stored = checkpoints.stored(db, cur)
+    base, refused = (None, []) if full else checkpoints.latest(db, cur)
+    diff.lines.extend(refused)
+    fold = Fold() if base is None else base.fold()
+    start = fold.position
     cur.execute("SELECT name, position FROM proj_tracking")
     recorded = {row["name"]: int(row["position"]) for row in cur.fetchall()}
     positions = {p.name: recorded.get(p.name, 0) for p in ALL}  # one that never ran is at 0
+    for name in [name for name, at in positions.items() if at < start]:
+        diff.lines.append(f"projection {name} is at position {positions.pop(name)}, before the checkpoint at "
+                          f"{start}: let it catch up, or verify --full")
+    pending = sorted(stored, key=lambda c: c.position) if full else []
     folds: dict[str, Fold] = {}
-    fold = Fold()
     head = events.head()
     while batch := events.read_with(cur, fold.position, PAGE):
         for number, event in batch:
+            while pending and pending[0].position < number:
+                _check_checkpoint(pending.pop(0), fold, diff)
             for name, at in positions.items():
                 if name not in folds and at < number:  # the projection stops before this event
                     folds[name] = deepcopy(fold)
             fold.apply(number, event)
         if progress is not None:
             progress(fold.position, head)
+    for checkpoint in pending:
+        _check_checkpoint(checkpoint, fold, diff)
     for request_id in fold.duplicate_charges:
         diff.lines.append(f"request {request_id}: charged more than once")
     _check_index(db, cur, fold, diff)
     balances = folds.get("balances", fold)
-    diff.compare("proj_user_balances", balances.user_balances,
-                 _rows(cur, db, "proj_user_balances", ("user_id",), _USER_BALANCES))
-    diff.compare("proj_key_balances", balances.key_balances,
-                 _rows(cur, db, "proj_key_balances", ("key_id",), _KEY_BALANCES))
-    diff.compare("proj_request_logs", folds.get("request_logs", fold).logs,
-                 _rows(cur, db, "proj_request_logs", ("request_id",), _LOGS))
-    diff.compare("proj_usage_daily", folds.get("daily_usage", fold).daily,
-                 _rows(cur, db, "proj_usage_daily", ("user_id", "day", "model"), _DAILY))
-    diff.compare("proj_usage_hourly", folds.get("hourly_usage", fold).hourly,
-                 _rows(cur, db, "proj_usage_hourly", ("user_id", "hour", "model"), _DAILY))
+    if "balances" in positions:
+        diff.compare("proj_user_balances", balances.user_balances,
+                     _rows(cur, db, "proj_user_balances", ("user_id",), USER_BALANCES))
+        diff.compare("proj_key_balances", balances.key_balances,
+                     _rows(cur, db, "proj_key_balances", ("key_id",), KEY_BALANCES))
+    if "request_logs" in positions:
+        found = _rows(cur, db, "proj_request_logs", ("request_id",), LOGS, " WHERE position > %s", (start,))
+        diff.compare("proj_request_logs", _retained(db, cur, folds.get("request_logs", fold).logs, found), found)
+    for name, table, bucket, rows in (("daily_usage", "proj_usage_daily", "day", "daily"),
+                                      ("hourly_usage", "proj_usage_hourly", "hour", "hourly")):
+        if name in positions:
+            diff.compare(table, getattr(folds.get(name, fold), rows),
+                         _rows(cur, db, table, ("user_id", bucket, "model"), USAGE))
+    return Report(diff.lines, base, fold)
+
+
+def _retained(db: Database, cur: Any, expected: Rows, found: Rows) -> Rows:
+    """The request-log rows the events call for, less those retention may have dropped
+    (older than the cut, and gone)."""
+    cur.execute("SELECT cut FROM proj_log_retention")
+    row = cur.fetchone()
+    if row is None:
+        return expected
+    cut = to_datetime(row["cut"])
+    return {key: columns for key, columns in expected.items() if key in found or columns["created_at"] >= cut}
+
+
+def _check_checkpoint(checkpoint: Checkpoint, fold: Fold, diff: Diff) -> None:
+    """A stored checkpoint must be the fold of the events at its position, byte for byte."""
+    if fold.position != checkpoint.position or fold.state() != checkpoint.state:
+        diff.lines.append(f"{checkpoint.describe()} does not match the events")
 
 
 def _check_index(db: Database, cur: Any, fold: Fold, diff: Diff) -> None:
@@ -170,8 +218,8 @@ def _check_index(db: Database, cur: Any, fold: Fold, diff: Diff) -> None:
         pending[to_uuid(row["account_id"])] = (EXACT.add(cost, to_decimal(row["cost"])),
                                                EXACT.add(released, to_decimal(row["released"])),
                                                holds + int(row["holds"]))
-    for table, key, normalize, expected in (("ts_users", "user_id", _USERS, fold.users),
-                                            ("ts_keys", "key_id", _KEYS, fold.keys)):
+    for table, key, normalize, expected in (("ts_users", "user_id", USERS, fold.users),
+                                            ("ts_keys", "key_id", KEYS, fold.keys)):
         found = _rows(cur, db, table, (key,), normalize)
         for account, row in found.items():
             cost, released, holds = pending.get(account, (Decimal(0), Decimal(0), 0))
