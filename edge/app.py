@@ -123,7 +123,7 @@ def setup_lifecycle(app: Sanic) -> None:
                 projection_process.run,
                 {
                     "database_url": settings.database_url,
-                    "rebuild_cron": settings.projections.rebuild_cron,
+                    "schedule": settings.projections.schedule(),
                     "invite_reward": str(settings.invite_reward),
                     "invite_max_rewards_per_day": settings.invite_max_rewards_per_day,
                     "configure_logs": configure_logs,

@@ -221,7 +221,7 @@ def projections_run(args: argparse.Namespace) -> int:
 
     configure()
     settings = _settings(args)
-    process.run(settings.database_url, settings.projections.rebuild_cron, invite_reward=str(settings.invite_reward),
+    process.run(settings.database_url, settings.projections.schedule(), invite_reward=str(settings.invite_reward),
                 invite_max_rewards_per_day=settings.invite_max_rewards_per_day)
     return EXIT_OK
 
@@ -231,12 +231,12 @@ def projections_rebuild(args: argparse.Namespace) -> int:
 
     from ledger.log import EventLog
     from projections.rebuild import rebuild
-    from projections.scheduler import exclusive
+    from projections.scheduler import exclusive, rebuild_from_checkpoint
     from projections.store import ALL, by_name
 
     db = _database(_settings(args))
     try:
-        chosen = [by_name(args.name)] if args.name else list(ALL)
+        chosen = (by_name(args.name),) if args.name else ALL
     except KeyError as exc:
         raise Failure(exc.args[0], EXIT_USAGE) from None
     events = EventLog(db)
@@ -245,11 +245,14 @@ def projections_rebuild(args: argparse.Namespace) -> int:
             if not mine:
                 raise Failure("another process is rebuilding; try again later", EXIT_FOUND)
             started = time.perf_counter()
-            count = rebuild(db, events, chosen, _progress("rebuild"))
+            if args.from_genesis:
+                base, count = None, rebuild(db, events, chosen, _progress("rebuild"))
+            else:
+                base, count = rebuild_from_checkpoint(db, events, _progress("rebuild"), chosen)
             elapsed = time.perf_counter() - started
             rate = count / elapsed if elapsed else 0
-            _say({"projections": [p.name for p in chosen], "events": count,
-                  "seconds": round(elapsed, 3), "eventsPerSecond": round(rate)})
+            _say({"projections": [p.name for p in chosen], "from": "genesis" if base is None else base.describe(),
+                  "events": count, "seconds": round(elapsed, 3), "eventsPerSecond": round(rate)})
     finally:
         events.close()
     return EXIT_OK
@@ -272,22 +275,52 @@ def projections_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _covered(report: Any) -> str:
+    start = "genesis" if report.base is None else report.base.describe()
+    if report.last < report.first:
+        return f"no events after {start}"
+    return f"positions {report.first}-{report.last} (from {start})"
+
+
 def ledger_verify(args: argparse.Namespace) -> int:
     from ledger.log import EventLog
-    from projections.verify import verify
+    from projections.verify import audit
 
     db = _database(_settings(args))
     events = EventLog(db, read_only=True)
     try:
-        problems = verify(db, events, _progress("verify"))
+        report = audit(db, events, _progress("verify"), full=args.full)
     finally:
         events.close()
-    for line in problems:
+    for line in report.lines:
         print(line)
-    if problems:
-        print(f"ledger verify: {len(problems)} difference(s)", file=sys.stderr)
+    if report.lines:
+        print(f"ledger verify: {len(report.lines)} difference(s); {_covered(report)}", file=sys.stderr)
         return EXIT_FOUND
-    print("ledger verify: every derived value agrees with the events", file=sys.stderr)
+    print(f"ledger verify: every derived value agrees with the events; {_covered(report)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def ledger_checkpoint(args: argparse.Namespace) -> int:
+    from ledger.log import EventLog
+    from projections.verify import checkpoint
+
+    db = _database(_settings(args))
+    events = EventLog(db)
+    try:
+        made, report = checkpoint(db, events, _progress("verify"))
+    finally:
+        events.close()
+    for line in report.lines:
+        print(line)
+    if report.lines:
+        print(f"ledger checkpoint: not made, {len(report.lines)} difference(s); {_covered(report)}", file=sys.stderr)
+        return EXIT_FOUND
+    if made is None:
+        since = "genesis" if report.base is None else report.base.describe()
+        print(f"ledger checkpoint: no events since {since}, nothing to record", file=sys.stderr)
+        return EXIT_OK
+    _say({"checkpoint": made.id, "position": made.position, "verified": _covered(report)})
     return EXIT_OK
 
 
@@ -360,12 +393,17 @@ def parser() -> argparse.ArgumentParser:
     views.add_parser("run", help="follow the ledger and run scheduled rebuilds").set_defaults(handler=projections_run)
     again = views.add_parser("rebuild", help="rebuild from the ledger and swap in")
     again.add_argument("name", nargs="?", help="balances, request_logs, daily_usage or hourly_usage (default: all)")
+    again.add_argument("--from-genesis", action="store_true", help="replay every event, not from the latest checkpoint")
     again.set_defaults(handler=projections_rebuild)
     views.add_parser("status", help="positions and lag (read-only)").set_defaults(handler=projections_status)
 
     books = commands.add_parser("ledger", help="audit the ledger").add_subparsers(dest="action", required=True)
-    books.add_parser("verify", help="recompute every derived value from the events and compare (read-only)"
-                     ).set_defaults(handler=ledger_verify)
+    check = books.add_parser("verify", help="recompute every derived value from the events since the latest "
+                             "checkpoint and compare (read-only)")
+    check.add_argument("--full", action="store_true", help="from genesis, and check every checkpoint too")
+    check.set_defaults(handler=ledger_verify)
+    books.add_parser("checkpoint", help="verify since the latest checkpoint, then record one at the head"
+                     ).set_defaults(handler=ledger_checkpoint)
     out = books.add_parser("export", help="every event as JSON lines, in order (read-only)")
     out.add_argument("--since", type=int, default=0, help="only events after this notification id")
     out.set_defaults(handler=ledger_export)

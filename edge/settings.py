@@ -26,6 +26,7 @@ from domain.pricing import Price, multiplier_of
 from domain.rates import Limits
 from edge import catalogue as builtin
 from ledger.database import DEFAULT_URL
+from projections.scheduler import Schedule
 
 
 class SettingsError(ValueError):
@@ -104,8 +105,24 @@ class ServerConfig(_Strict):
 
 class ProjectionsConfig(_Strict):
     run_with_serve: bool = True
-    rebuild_cron: str = "0 3 * * *"
+    rebuild_cron: str = "0 3 * * *"  # rebuild from the latest checkpoint, then checkpoint
+    checkpoint_cron: str = "0 3 * * *"  # the same as rebuild_cron: one job, rebuild then checkpoint
+    log_retention_days: int | None = Field(default=None, ge=1, le=36_500)  # None: keep every request-log row
     max_lag_seconds: float = Field(default=5.0, gt=0)
+
+    @field_validator("rebuild_cron", "checkpoint_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"not a crontab expression (minute hour day month weekday): {exc}") from None
+        return value
+
+    def schedule(self) -> Schedule:
+        return Schedule(self.rebuild_cron, self.checkpoint_cron, self.log_retention_days)
 
 
 class LedgerConfig(_Strict):

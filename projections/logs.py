@@ -64,6 +64,18 @@ def ensure_partitions(db: Database, cur: Any, table: str, months: Iterable[tuple
         )
 
 
+def partitions(db: Database, cur: Any, table: str) -> list[str]:
+    """PostgreSQL: the names of ``table``'s partitions ([] on SQLite)."""
+    if not db.is_postgres:
+        return []
+    cur.execute(
+        "SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass(%s)",
+        [table],
+    )
+    return [row["name"] for row in cur.fetchall()]
+
+
 def retention_cut(target: Target) -> datetime | None:
     """The time before which request-log rows are dropped (None: kept forever)."""
     rows = target.select("SELECT cut FROM proj_log_retention", [])

@@ -16,7 +16,7 @@ from domain.money import Money
 from ledger import Database, Ledger
 from ledger.log import EventLog
 from projections.invite_rewards import InviteRewards
-from projections.scheduler import Scheduler
+from projections.scheduler import Schedule, Scheduler
 from projections.store import Runner, lag_report
 
 log = logging.getLogger("tokensea.projections")
@@ -35,7 +35,7 @@ def _report_lag(db: Database, events: EventLog, report: Callable[[str, float], N
 
 def run(
     database_url: str,
-    rebuild_cron: str,
+    schedule: Schedule,
     configure_logs: Callable[[], None] | None = None,
     report_lag: Callable[[str, float], None] | None = None,
     invite_reward: str = "0",
@@ -61,11 +61,11 @@ def run(
     events = ledger.log
     reward = Money.parse(invite_reward)
     policies = [InviteRewards(ledger, reward, invite_max_rewards_per_day)] if reward.cents > 0 else []
-    scheduler = Scheduler(db, events, rebuild_cron)
+    scheduler = Scheduler(db, events, schedule)
     scheduler.start()
     if report_lag is not None:
         threading.Thread(target=_report_lag, args=(db, events, report_lag, stop), daemon=True).start()
-    log.info("projections: following the ledger; rebuilds at '%s' UTC", rebuild_cron)
+    log.info("projections: following the ledger; rebuilds at '%s' UTC", schedule.rebuild_cron)
     started = time.monotonic()
     try:
         Runner(db, events, policies=policies).run(stop)

@@ -27,7 +27,7 @@ from projections.audit_fold import Fold, Rows
 from projections.base import Projection, Target
 from projections.logs import COLUMNS as LOG_COLUMNS
 from projections.logs import TABLE as LOG_TABLE
-from projections.logs import ensure_partitions
+from projections.logs import ensure_partitions, partitions
 from projections.store import ensure_tracking, lock_positions
 
 BATCH = 5000
@@ -53,32 +53,22 @@ def _seed(db: Database, cur: Any, table: str, keys: tuple[str, ...], rows: Rows)
     """Load a checkpoint's rows of one read model into its fresh table."""
     if not rows:
         return
-    columns = [*keys, *next(iter(rows.values()))]
-    data = [(*(key if isinstance(key, tuple) else (key,)), *values.values()) for key, values in rows.items()]
+    values = list(next(iter(rows.values())))
+    columns = [*keys, *values]
+    data = [(*(key if isinstance(key, tuple) else (key,)), *(row[v] for v in values)) for key, row in rows.items()]
     if not db.is_postgres:
-        cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({db.in_list(len(columns))})", data)
+        cur.executemany(db.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({db.in_list(len(columns))})"), data)
         return
     with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in data:
             copy.write_row(row)
 
 
-def _partitions(db: Database, cur: Any, table: str) -> list[str]:
-    if not db.is_postgres:
-        return []
-    cur.execute(
-        "SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = to_regclass(%s)",
-        [table],
-    )
-    return [row["name"] for row in cur.fetchall()]
-
-
 def _swap(db: Database, cur: Any, logical: str, physical: str) -> None:
     """Replace the live table by the fresh one; its partitions take the live names."""
     cur.execute(f"DROP TABLE IF EXISTS {logical}")
     cur.execute(f"ALTER TABLE {physical} RENAME TO {logical}")
-    for partition in _partitions(db, cur, logical):
+    for partition in partitions(db, cur, logical):
         if partition.startswith(f"{physical}_"):
             cur.execute(f"ALTER TABLE {partition} RENAME TO {logical}_{partition[len(physical) + 1:]}")
 

@@ -1,10 +1,16 @@
-"""Scheduled rebuilds (APScheduler, cron in UTC), run by one process per deployment.
+"""Scheduled work of the projection process (APScheduler, cron in UTC): rebuilds from
+the latest checkpoint, checkpoints, and the request log's retention.
+
+``rebuild_cron`` rebuilds every projection from the latest checkpoint, applies the
+retention, then records a checkpoint (so the next rebuild and verify start there).
+``checkpoint_cron``, when it differs, records checkpoints between rebuilds too.
+Retention also runs every hour.
 
 The projection process is already the only one of its kind beside the workers, but a
 deployment may still run several (one per host, or ``projections run`` by hand), so
 each job takes a lock first: ``pg_try_advisory_lock`` on PostgreSQL, an exclusive
 ``flock`` on a file beside the database on SQLite. A run that finds the lock taken
-skips; ``max_instances=1, coalesce=True`` keep a slow rebuild from overlapping itself.
+skips; ``max_instances=1, coalesce=True`` keep a slow job from overlapping itself.
 """
 
 from __future__ import annotations
@@ -13,18 +19,29 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from ledger import Database
 from ledger.log import EventLog
+from projections import checkpoints, retention
 from projections.rebuild import rebuild
 from projections.store import ALL
+from projections.verify import checkpoint
 
 log = logging.getLogger("tokensea.projections")
 LOCK_ID = 7203
+
+
+@dataclass(frozen=True)
+class Schedule:
+    rebuild_cron: str = "0 3 * * *"
+    checkpoint_cron: str = "0 3 * * *"
+    log_retention_days: int | None = None
 
 
 @contextlib.contextmanager
@@ -51,27 +68,76 @@ def exclusive(db: Database) -> Iterator[bool]:
         os.close(handle)
 
 
-def rebuild_all(db: Database, events: EventLog) -> None:
+def latest_fold(db: Database) -> tuple[checkpoints.Checkpoint | None, list[str]]:
+    """The checkpoint a rebuild starts from (None: genesis), and the ones refused."""
+    conn = db.connect(read_only=True)
+    try:
+        return checkpoints.latest(db, conn.cursor())
+    finally:
+        conn.close()
+
+
+def rebuild_from_checkpoint(db: Database, events: EventLog, progress: Callable[[int, int], None] | None = None,
+                            projections: tuple = ALL) -> tuple[checkpoints.Checkpoint | None, int]:
+    """Rebuild ``projections`` from the latest usable checkpoint; returns it and the
+    number of events replayed. A refused checkpoint is logged and passed over."""
+    base, refused = latest_fold(db)
+    for reason in refused:
+        log.warning("rebuild: %s", reason)
+    count = rebuild(db, events, projections, progress, base=None if base is None else base.fold())
+    return base, count
+
+
+def _locked(db: Database, name: str, work: Callable[[], None]) -> None:
     with exclusive(db) as mine:
         if not mine:
-            log.info("scheduled rebuild skipped: another process is rebuilding")
+            log.info("scheduled %s skipped: another process holds the lock", name)
             return
-        count = rebuild(db, events, ALL)
-        log.info("rebuilt every projection from %d events", count)
+        work()
+
+
+def _checkpoint(db: Database, events: EventLog) -> None:
+    made, report = checkpoint(db, events)
+    if report.lines:
+        log.error("checkpoint not made: %d difference(s), the first: %s", len(report.lines), report.lines[0])
+    elif made is not None:
+        log.info("%s made", made.describe())
+
+
+def _prune(db: Database, days: int) -> None:
+    dropped = retention.prune(db, days)
+    if dropped:
+        log.info("retention: %d request-log rows older than %d days dropped", dropped, days)
+
+
+def scheduled_rebuild(db: Database, events: EventLog, schedule: Schedule) -> None:
+    def work() -> None:
+        base, count = rebuild_from_checkpoint(db, events)
+        log.info("rebuilt every projection from %s (%d events)",
+                 "genesis" if base is None else base.describe(), count)
+        if schedule.log_retention_days is not None:
+            _prune(db, schedule.log_retention_days)
+        if schedule.checkpoint_cron == schedule.rebuild_cron:
+            _checkpoint(db, events)
+
+    _locked(db, "rebuild", work)
 
 
 class Scheduler:
-    def __init__(self, db: Database, events: EventLog, cron: str) -> None:
+    def __init__(self, db: Database, events: EventLog, schedule: Schedule) -> None:
         self._scheduler = BackgroundScheduler(timezone="UTC")
-        self._scheduler.add_job(
-            rebuild_all,
-            CronTrigger.from_crontab(cron, timezone="UTC"),
-            args=[db, events],
-            id="rebuild",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=3600,
-        )
+        jobs: list[tuple[str, Callable[[], None], object]] = [
+            ("rebuild", lambda: scheduled_rebuild(db, events, schedule),
+             CronTrigger.from_crontab(schedule.rebuild_cron, timezone="UTC")),
+        ]
+        if schedule.checkpoint_cron != schedule.rebuild_cron:
+            jobs.append(("checkpoint", lambda: _locked(db, "checkpoint", lambda: _checkpoint(db, events)),
+                         CronTrigger.from_crontab(schedule.checkpoint_cron, timezone="UTC")))
+        if (days := schedule.log_retention_days) is not None:
+            jobs.append(("retention", lambda: _locked(db, "retention", lambda: _prune(db, days)),
+                         IntervalTrigger(hours=1)))
+        for name, job, trigger in jobs:
+            self._scheduler.add_job(job, trigger, id=name, max_instances=1, coalesce=True, misfire_grace_time=3600)
 
     def start(self) -> None:
         self._scheduler.start()

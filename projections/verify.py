@@ -98,6 +98,16 @@ class Report:
         return self.fold.position
 
 
+def checkpoint(db: Database, events: EventLog,
+               progress: Callable[[int, int], None] | None = None) -> tuple[Checkpoint | None, Report]:
+    """Verify from the latest checkpoint and, if nothing differs and there are new
+    events, record a checkpoint at the last position verified (else None)."""
+    report = audit(db, events, progress)
+    if report.lines or report.fold.position == (0 if report.base is None else report.base.position):
+        return None, report
+    return checkpoints.record(db, report.fold, None), report
+
+
 def verify(db: Database, events: EventLog, progress: Callable[[int, int], None] | None = None,
            *, full: bool = False) -> list[str]:
     """Every difference between the events and what was derived from them ([] if none)."""
