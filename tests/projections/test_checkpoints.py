@@ -242,3 +242,33 @@ def test_the_cli_checkpoints_verifies_from_it_and_rebuilds(ledger: Ledger) -> No
     _write(ledger, "UPDATE proj_checkpoints SET digest = 'x'", [])
     refused = cli("ledger", "verify")
     assert refused.returncode == 1 and "refused: its digest does not match its contents" in refused.stdout
+
+
+def test_schedule_settings_are_validated(tmp_path: Any) -> None:
+    from edge.settings import SettingsError, load
+
+    config = tmp_path / "tokensea.toml"
+    for line in ('rebuild_cron = "every night"', 'checkpoint_cron = "61 * * * *"', "log_retention_days = 0"):
+        config.write_text(f"[projections]\n{line}\n")
+        with pytest.raises(SettingsError, match="projections"):
+            load(str(config))
+    config.write_text('[projections]\ncheckpoint_cron = "0 * * * *"\nlog_retention_days = 30\n')
+    schedule = load(str(config)).projections.schedule()
+    assert (schedule.rebuild_cron, schedule.checkpoint_cron, schedule.log_retention_days) == (
+        "0 3 * * *", "0 * * * *", 30)
+
+
+def test_the_scheduled_rebuild_rebuilds_prunes_then_checkpoints(ledger: Ledger) -> None:
+    from projections.scheduler import Schedule, scheduled_rebuild
+
+    (alice, _), keys = _populated(ledger)
+    _charge(ledger, "ancient", alice, keys[0], 5, at=datetime.now(timezone.utc) - timedelta(days=60))
+    Runner(ledger.db, ledger.log).catch_up()
+    scheduled_rebuild(ledger.db, ledger.log, Schedule(log_retention_days=30))
+    report = audit(ledger.db, ledger.log)
+    assert report.lines == [] and report.base is not None and report.base.position == ledger.log.head()
+    assert "ancient" not in {row["request_id"] for row in _tables(ledger)["proj_request_logs"]}
+    _charge(ledger, "next", alice, keys[0], 5)
+    Runner(ledger.db, ledger.log).catch_up()
+    scheduled_rebuild(ledger.db, ledger.log, Schedule())  # the next night starts from that checkpoint
+    assert audit(ledger.db, ledger.log).base.position == ledger.log.head()  # type: ignore[union-attr]
