@@ -30,7 +30,7 @@ from ledger import Database
 from ledger.log import EventLog
 from projections import checkpoints, retention
 from projections.rebuild import rebuild
-from projections.store import ALL
+from projections.store import ALL, positions
 from projections.verify import checkpoint
 
 log = logging.getLogger("tokensea.projections")
@@ -80,10 +80,22 @@ def latest_fold(db: Database) -> tuple[checkpoints.Checkpoint | None, list[str]]
 def rebuild_from_checkpoint(db: Database, events: EventLog, progress: Callable[[int, int], None] | None = None,
                             projections: tuple = ALL) -> tuple[checkpoints.Checkpoint | None, int]:
     """Rebuild ``projections`` from the latest usable checkpoint; returns it and the
-    number of events replayed. A refused checkpoint is logged and passed over."""
+    number of events replayed. A refused checkpoint is logged and passed over. A
+    projection whose rows stay in place (the request log) must have got to the
+    checkpoint, or the rows between would be lost: if it has not, from genesis."""
     base, refused = latest_fold(db)
     for reason in refused:
         log.warning("rebuild: %s", reason)
+    if base is not None:
+        conn = db.connect(read_only=True)
+        try:
+            reached = positions(db, conn)
+        finally:
+            conn.close()
+        behind = [p.name for p in projections if p.immutable and reached.get(p.name, 0) < base.position]
+        if behind:
+            log.warning("rebuild: %s behind %s; rebuilding from genesis", ", ".join(behind), base.describe())
+            base = None
     count = rebuild(db, events, projections, progress, base=None if base is None else base.fold())
     return base, count
 

@@ -87,6 +87,9 @@ class Report:
     lines: list[str]  # every difference ([] if none)
     base: Checkpoint | None  # where the fold started (None: genesis)
     fold: Fold = field(default_factory=Fold)  # the events' fold at the last position read
+    # the fold where every projection has got to (the lowest position among them): a
+    # checkpoint there can serve a rebuild of any projection at once
+    applied: Fold = field(default_factory=Fold)
 
     @property
     def first(self) -> int:
@@ -100,12 +103,12 @@ class Report:
 
 def checkpoint(db: Database, events: EventLog,
                progress: Callable[[int, int], None] | None = None) -> tuple[Checkpoint | None, Report]:
-    """Verify from the latest checkpoint and, if nothing differs and there are new
-    events, record a checkpoint at the last position verified (else None)."""
+    """Verify from the latest checkpoint and, if nothing differs and the projections
+    have applied new events, record a checkpoint where they all have got to (else None)."""
     report = audit(db, events, progress)
-    if report.lines or report.fold.position == (0 if report.base is None else report.base.position):
+    if report.lines or report.applied.position == (0 if report.base is None else report.base.position):
         return None, report
-    return checkpoints.record(db, report.fold, None), report
+    return checkpoints.record(db, report.applied, None), report
 
 
 def verify(db: Database, events: EventLog, progress: Callable[[int, int], None] | None = None,
@@ -190,7 +193,8 @@ def _verify(db: Database, events: EventLog, cur: Any, full: bool,
         if name in positions:
             diff.compare(table, getattr(folds.get(name, fold), rows),
                          _rows(cur, db, table, ("user_id", bucket, "model"), USAGE))
-    return Report(diff.lines, base, fold)
+    lowest = min(positions, key=lambda name: positions[name], default=None)
+    return Report(diff.lines, base, fold, fold if lowest is None else folds.get(lowest, fold))
 
 
 def _retained(db: Database, cur: Any, expected: Rows, found: Rows) -> Rows:
