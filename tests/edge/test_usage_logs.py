@@ -9,9 +9,7 @@ from __future__ import annotations
 import base64
 import itertools
 import threading
-import uuid
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -21,8 +19,7 @@ from openai import OpenAI
 from edge import cursors
 from edge.routes.usage import MAX_OFFSET_ROWS
 from edge.security import Sessions
-from ledger import Database
-from tests.gateway import JWT_SECRET, Gateway, wait_until
+from tests.gateway import JWT_SECRET, Gateway, backdate_logs, wait_until
 
 
 def _chat(gateway: Gateway, key: str, model: str = "gpt-test", text: str = "hi") -> None:
@@ -211,27 +208,6 @@ def test_anything_but_a_cursor_the_server_gave_is_a_400_naming_it(gateway: Gatew
         assert http.get("/api/usage/logs", params={"cursor": "a\x00b"}).status_code == 400
 
 
-def _backdate(gateway: Gateway, user_id: str, key_id: str, rows: int) -> None:
-    """``rows`` request-log rows for one user, written straight into the read model (an
-    API call per row would take minutes): one a minute, a year ago."""
-    db = Database.from_url(gateway.database_url)
-    start = datetime.now(timezone.utc) - timedelta(days=365)
-    values = [
-        (f"bulk-{uuid.uuid4().hex}", 10**12 + n, uuid.UUID(user_id), uuid.UUID(key_id), "bulk", "gpt-test", "openai",
-         "chat", False, 1, 1, 0, 0, Decimal("0.5"), 10, "success", "upstream", start + timedelta(minutes=n))
-        for n in range(rows)
-    ]
-    conn = db.connect()
-    try:
-        with db.transaction(conn) as cur:
-            cur.executemany(db.sql(
-                "INSERT INTO proj_request_logs (request_id, position, user_id, key_id, key_name, model, provider, "
-                "endpoint, stream, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost, latency_ms, "
-                "status, usage_source, created_at) VALUES (" + ", ".join(["%s"] * 18) + ")"), values)
-    finally:
-        conn.close()
-
-
 def test_page_and_page_size_still_answer_up_to_their_cap(gateway: Gateway, unique: str) -> None:
     token, key, user = gateway.funded(unique, "1000")
     for n in range(5):
@@ -249,7 +225,7 @@ def test_page_and_page_size_still_answer_up_to_their_cap(gateway: Gateway, uniqu
         assert http.get("/api/usage/logs", params={"page": 3, "pageSize": 2}).json()["nextCursor"] is None
         assert http.get("/api/usage/logs", params={"page": 4, "pageSize": 2}).json()["items"] == []
 
-    _backdate(gateway, user["id"], _key_id(gateway, token), MAX_OFFSET_ROWS + 45)
+    backdate_logs(gateway, user["id"], _key_id(gateway, token), MAX_OFFSET_ROWS + 45)
     with gateway.client(token) as http:
         first = http.get("/api/usage/logs", params={"pageSize": 100}).json()
         assert first["total"] == MAX_OFFSET_ROWS and first["totalIsExact"] is False and first["items"][:5] == everything
