@@ -83,11 +83,16 @@ class ProjectionQueries(Queries):
         position)``, whose every column the order and the conditions name)."""
         condition, params = _condition(where)
         if after is not None:
-            # The row value is the keyset condition proper; the plain ``created_at <=`` is
-            # implied by it, and is there so a table partitioned by ``created_at`` can
-            # leave out the newer partitions (row values take no part in pruning).
-            condition += " AND created_at <= %s AND (created_at, position) < (%s, %s)"
-            params += [after.created_at, after.created_at, after.position]
+            # The row value is the keyset condition proper: both databases descend the
+            # index to it (SQLite since 3.15). On PostgreSQL the plain ``created_at <=``,
+            # implied by it, is there so a table partitioned by ``created_at`` can leave
+            # out the newer partitions (row values take no part in pruning); SQLite would
+            # take it for its index range instead, and filter ties row by row.
+            if self.db.is_postgres:
+                condition += " AND created_at <= %s"
+                params.append(after.created_at)
+            condition += " AND (created_at, position) < (%s, %s)"
+            params += [after.created_at, after.position]
         rows = self._all(
             f"SELECT {', '.join(COLUMNS)} FROM proj_request_logs WHERE {condition} "
             "ORDER BY created_at DESC, position DESC LIMIT %s OFFSET %s",
