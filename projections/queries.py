@@ -102,10 +102,12 @@ class ProjectionQueries(Queries):
 
     def count_logs(self, where: LogFilter, cap: int) -> int:
         """How many rows match, counting no further than ``cap``: a count of everything
-        would read the user's whole history on every call."""
+        would read the user's whole history on every call. In the log's order, so it
+        reads the newest ``cap`` entries of the page's own index, never the whole table."""
         condition, params = _condition(where)
         rows = self._all(
-            f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM proj_request_logs WHERE {condition} LIMIT %s) AS capped",
+            f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM proj_request_logs WHERE {condition} "
+            "ORDER BY created_at DESC, position DESC LIMIT %s) AS capped",
             [*params, cap],
         )
         return int(rows[0]["n"])
