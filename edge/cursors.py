@@ -48,7 +48,9 @@ def decode(text: str, tag: Tag) -> LogPosition:
     except (binascii.Error, ValueError):
         raise _refused() from None
     body, given = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
-    if len(raw) <= TAG_BYTES or not hmac.compare_digest(given, tag(body)[:TAG_BYTES]):
+    # Only the one spelling: base64 lets the last character's spare bits vary unseen.
+    canonical = base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") == text
+    if not canonical or len(raw) <= TAG_BYTES or not hmac.compare_digest(given, tag(body)[:TAG_BYTES]):
         raise _refused()
     match = _BODY.fullmatch(body)
     if match is None:
