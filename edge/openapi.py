@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from edge.routes.accounts import Login, Profile, Register
 from edge.routes.admin import AdministerUser, GrantBody
 from edge.routes.tokens import CreateKey, UpdateKey
+from edge.routes.usage import MAX_OFFSET_ROWS
 
 MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "exact decimal cents"}
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -55,6 +56,19 @@ SCHEMAS: dict[str, Any] = {
             "cacheWriteTokens": {"type": "integer"}, "cost": MONEY, "latencyMs": {"type": "integer"},
             "status": {"enum": ["success", "error", "client_aborted", "interrupted"]},
             "usageSource": {"enum": ["upstream", "estimated"]},
+        },
+    },
+    "LogPage": {
+        "type": "object",
+        "required": ["items", "pageSize", "nextCursor"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Log"}},
+            "pageSize": {"type": "integer"},
+            "nextCursor": {"type": ["string", "null"], "description": "the next page's `cursor`; null on the last page"},
+            "total": {"type": "integer", "maximum": MAX_OFFSET_ROWS,
+                      "description": f"page/pageSize only: the matching rows, counted up to {MAX_OFFSET_ROWS:,}"},
+            "totalIsExact": {"type": "boolean", "description": f"page/pageSize only: false when more than {MAX_OFFSET_ROWS:,} match"},
+            "page": {"type": "integer", "description": "page/pageSize only"},
         },
     },
     "Breakdown": {
@@ -118,6 +132,19 @@ PAGING = [
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
     {"name": "pageSize", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
 ]
+LOGS_PAGING = (
+    f"Newest first, by `(createdAt, id)`. Page by `cursor`: pass each answer's `nextCursor` (with the same "
+    f"filters) for the rows after it, at the cost of the first page whatever the depth; `nextCursor` is null on "
+    f"the last page. A cursor is opaque, only a place in the order: it never shows another user's rows, and one "
+    f"the server did not give (altered, truncated) is a 400. `page`/`pageSize` (offset) still work for the "
+    f"newest {MAX_OFFSET_ROWS:,} rows (`page * pageSize` at most {MAX_OFFSET_ROWS:,}, else a 400 that points to `cursor`), and only that "
+    f"path answers `total`, `totalIsExact` and `page`: `total` counts at most {MAX_OFFSET_ROWS:,} rows (`totalIsExact` false "
+    f"when there are more). Its `nextCursor` goes on from that page."
+)
+LOGS_CURSOR = {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": 128},
+               "description": "a `nextCursor` from an earlier answer; not with `page`"}
+LOGS_PAGE = {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_OFFSET_ROWS, "default": 1},
+             "description": f"offset paging: `page * pageSize` at most {MAX_OFFSET_ROWS:,}; not with `cursor`"}
 KEY_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 USER_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 SESSION: list[dict[str, list[str]]] = [{"session": []}]
@@ -159,12 +186,13 @@ def document() -> dict[str, Any]:
                        "responses": _answer(None, "Deleted", 401, 404)},
         },
         "/api/usage/logs": {"get": {"summary": "The caller's requests, newest first", "tags": ["usage"], "security": SESSION,
-            "parameters": [*PAGING,
+            "description": LOGS_PAGING,
+            "parameters": [LOGS_CURSOR, LOGS_PAGE, PAGING[1],
                            {"name": "model", "in": "query", "schema": {"type": "string"}},
                            {"name": "tokenId", "in": "query", "schema": {"type": "string", "format": "uuid"}},
                            {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                            {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}}],
-            "responses": _answer(_page_of("Log"), "A page of request logs", 400, 401)}},
+            "responses": _answer(_ref("LogPage"), "A page of request logs", 400, 401)}},
         "/api/usage/stats": {"get": {"summary": "Usage totals and breakdowns", "tags": ["usage"], "security": SESSION,
             "parameters": [{"name": "period", "in": "query", "schema": {"enum": ["24h", "7d", "30d"], "default": "7d"}}],
             "responses": _answer(_ref("Stats"), "Totals, by day and by model", 400, 401)}},

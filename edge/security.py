@@ -8,6 +8,8 @@
 - API keys: ``tsk-`` + 40 random alphanumerics (238 bits) from ``secrets``; only the
   SHA-256 digest is stored, so a key is found by its digest (a preimage, not a prefix,
   would be needed to probe it by timing).
+- Tags: an HMAC-SHA256 under a key derived from the signing secret for one purpose,
+  so what the server hands out (the request log's cursors) comes back unaltered.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import hmac
 import secrets
 import string
 from datetime import datetime, timedelta, timezone
@@ -74,6 +77,11 @@ class Sessions:
     def __init__(self, secret: str, ttl_days: int) -> None:
         self._secret = secret
         self._ttl = timedelta(days=ttl_days)
+
+    def tag(self, purpose: str, data: bytes) -> bytes:
+        """A MAC of ``data``, with a key of its own for ``purpose`` (never the JWT's)."""
+        key = hmac.new(self._secret.encode("utf-8"), f"tokensea {purpose}".encode(), hashlib.sha256).digest()
+        return hmac.new(key, data, hashlib.sha256).digest()
 
     def issue(self, user_id: UUID) -> tuple[str, datetime]:
         now = datetime.now(timezone.utc)

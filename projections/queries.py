@@ -23,6 +23,32 @@ class LogFilter:
     until: datetime | None = None
 
 
+@dataclass(frozen=True)
+class LogPosition:
+    """A row's place in the request log's order (``position`` is unique)."""
+
+    created_at: datetime
+    position: int
+
+
+def _condition(where: LogFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = ["user_id = %s"]  # always: a position never reaches past the user
+    params: list[Any] = [where.user_id]
+    if where.model is not None:
+        clauses.append("model = %s")
+        params.append(where.model)
+    if where.key_id is not None:
+        clauses.append("key_id = %s")
+        params.append(where.key_id)
+    if where.since is not None:
+        clauses.append("created_at >= %s")
+        params.append(where.since)
+    if where.until is not None:
+        clauses.append("created_at < %s")
+        params.append(where.until)
+    return " AND ".join(clauses), params
+
+
 class ProjectionQueries(Queries):
     """Reads of the read models, through the same connection plumbing as the ledger's."""
 
@@ -50,29 +76,41 @@ class ProjectionQueries(Queries):
             for row in rows
         }
 
-    def logs(self, where: LogFilter, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        clauses: list[str] = ["user_id = %s"]
-        params: list[Any] = [where.user_id]
-        if where.model is not None:
-            clauses.append("model = %s")
-            params.append(where.model)
-        if where.key_id is not None:
-            clauses.append("key_id = %s")
-            params.append(where.key_id)
-        if where.since is not None:
-            clauses.append("created_at >= %s")
-            params.append(where.since)
-        if where.until is not None:
-            clauses.append("created_at < %s")
-            params.append(where.until)
-        condition = " AND ".join(clauses)
+    def logs(self, where: LogFilter, limit: int, *, offset: int = 0, after: LogPosition | None = None) -> list[dict[str, Any]]:
+        """The user's rows newest first, by ``(created_at DESC, position DESC)``: from
+        ``offset``, or strictly after the row at ``after`` (keyset: a deep position costs
+        what the first page does, one descent of the index ``(user_id, created_at,
+        position)``, whose every column the order and the conditions name)."""
+        condition, params = _condition(where)
+        if after is not None:
+            # The row value is the keyset condition proper: both databases descend the
+            # index to it (SQLite since 3.15). On PostgreSQL the plain ``created_at <=``,
+            # implied by it, is there so a table partitioned by ``created_at`` can leave
+            # out the newer partitions (row values take no part in pruning); SQLite would
+            # take it for its index range instead, and filter ties row by row.
+            if self.db.is_postgres:
+                condition += " AND created_at <= %s"
+                params.append(after.created_at)
+            condition += " AND (created_at, position) < (%s, %s)"
+            params += [after.created_at, after.position]
         rows = self._all(
             f"SELECT {', '.join(COLUMNS)} FROM proj_request_logs WHERE {condition} "
             "ORDER BY created_at DESC, position DESC LIMIT %s OFFSET %s",
             [*params, limit, offset],
         )
-        total = self._all(f"SELECT COUNT(*) AS n FROM proj_request_logs WHERE {condition}", params)[0]["n"]
-        return [_log(row) for row in rows], int(total)
+        return [_log(row) for row in rows]
+
+    def count_logs(self, where: LogFilter, cap: int) -> int:
+        """How many rows match, counting no further than ``cap``: a count of everything
+        would read the user's whole history on every call. In the log's order, so it
+        reads the newest ``cap`` entries of the page's own index, never the whole table."""
+        condition, params = _condition(where)
+        rows = self._all(
+            f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM proj_request_logs WHERE {condition} "
+            "ORDER BY created_at DESC, position DESC LIMIT %s) AS capped",
+            [*params, cap],
+        )
+        return int(rows[0]["n"])
 
     def daily_usage(self, user_id: UUID, first_day: str) -> list[dict[str, Any]]:
         """Rows of ``proj_usage_daily`` from ``first_day`` (YYYY-MM-DD) on."""

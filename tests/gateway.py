@@ -9,14 +9,17 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from ledger import Database
 from tests.fakes.upstream import FakeUpstream
 
 OPENAI_KEY = "sk-test-openai-0123456789abcdef"
@@ -245,3 +248,26 @@ def start(database_url: str, fake: FakeUpstream, directory: Path, *, workers: in
 
     wait_until(up, timeout=60, interval=0.2)
     return gateway
+
+
+def backdate_logs(gateway: Gateway, user_id: str, key_id: str, rows: int) -> None:
+    """``rows`` request-log rows for one user and key, written straight into the read
+    model (an API call per row would take minutes), one a minute from a year ago, the
+    oldest first; request ids ``bulk-…``. For tests of reading the log, not of billing:
+    the ledger knows nothing of them (``ledger verify`` would say so)."""
+    db = Database.from_url(gateway.database_url)
+    start = datetime.now(timezone.utc) - timedelta(days=365)
+    values = [
+        (f"bulk-{uuid.uuid4().hex}", 10**12 + n, uuid.UUID(user_id), uuid.UUID(key_id), "bulk", "gpt-test", "openai",
+         "chat", False, 1, 1, 0, 0, Decimal("0.5"), 10, "success", "upstream", start + timedelta(minutes=n))
+        for n in range(rows)
+    ]
+    conn = db.connect()
+    try:
+        with db.transaction(conn) as cur:
+            cur.executemany(db.sql(
+                "INSERT INTO proj_request_logs (request_id, position, user_id, key_id, key_name, model, provider, "
+                "endpoint, stream, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost, latency_ms, "
+                "status, usage_source, created_at) VALUES (" + ", ".join(["%s"] * 18) + ")"), values)
+    finally:
+        conn.close()

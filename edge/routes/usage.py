@@ -11,15 +11,18 @@ from uuid import UUID
 from sanic import Blueprint, HTTPResponse, Request
 
 from domain.money import EXACT, format_decimal
-from edge import views
+from edge import cursors, views
 from edge.auth import current_user, services
 from edge.errors import Problem
 from edge.http import page, query, respond
-from projections.queries import LogFilter, ProjectionQueries
+from projections.queries import LogFilter, LogPosition, ProjectionQueries
 
 blueprint = Blueprint("usage", url_prefix="/api/usage")
 
 PERIODS = {"24h": None, "7d": 7, "30d": 30}
+# How deep ``page``/``pageSize`` may go, in rows, and how far ``total`` counts: the
+# offset path reads every row it skips, so it stays where that is cheap.
+MAX_OFFSET_ROWS = 10_000
 
 
 def _when(request: Request, name: str) -> datetime | None:
@@ -37,8 +40,27 @@ def _when(request: Request, name: str) -> datetime | None:
 
 @blueprint.get("/logs")
 async def logs(request: Request) -> HTTPResponse:
+    """Newest first, by ``(createdAt, id)``. Two ways through:
+
+    - ``cursor`` (keyset): the rows strictly after the one a ``nextCursor`` names. Any
+      depth costs what the first page does; no ``total``, no ``page``.
+    - ``page`` (offset), for clients of the first release: only the newest
+      ``MAX_OFFSET_ROWS`` rows (``page * pageSize`` at most that), with ``total``
+      counted no further than that too (``totalIsExact`` says whether it stopped).
+
+    Both answer ``nextCursor`` (``null`` on the last page), so a client can start by
+    page and go on by cursor."""
     user = await current_user(request)
+    cursor = query(request, "cursor")
+    if cursor is not None and request.args.get("page") is not None:
+        raise Problem(400, "invalid_request", "page and cursor cannot be combined: a cursor is its own page", param="page")
     number, size = page(request)
+    if cursor is None and number * size > MAX_OFFSET_ROWS:
+        raise Problem(
+            400, "invalid_request",
+            f"page * pageSize may be at most {MAX_OFFSET_ROWS}: go further with cursor (each answer's nextCursor)",
+            param="page",
+        )
     key_id = None
     if (raw := query(request, "tokenId")) is not None:
         try:
@@ -49,10 +71,28 @@ async def logs(request: Request) -> HTTPResponse:
     if model is not None and len(model) > 128:
         raise Problem(400, "invalid_request", "model is too long", param="model")
     where = LogFilter(user["user_id"], model=model, key_id=key_id, since=_when(request, "from"), until=_when(request, "to"))
-    rows, total = await services(request).ledger.aread(
-        lambda q: ProjectionQueries(q.db, q.conn).logs(where, (number - 1) * size, size)
+    sessions = services(request).sessions
+
+    def tag(data: bytes) -> bytes:
+        return sessions.tag(cursors.PURPOSE, data)
+
+    after = None if cursor is None else cursors.decode(cursor, tag)
+
+    def read(q: Any) -> tuple[list[dict[str, Any]], int | None]:
+        views_ = ProjectionQueries(q.db, q.conn)
+        # One row more than the page tells whether there is a next page.
+        rows = views_.logs(where, size + 1, offset=0 if after else (number - 1) * size, after=after)
+        return rows, None if after else views_.count_logs(where, MAX_OFFSET_ROWS + 1)
+
+    rows, counted = await services(request).ledger.aread(read)
+    items = rows[:size]
+    next_cursor = (
+        cursors.encode(LogPosition(items[-1]["created_at"], items[-1]["position"]), tag) if len(rows) > size else None
     )
-    return respond({"items": [views.log(r) for r in rows], "total": total, "page": number, "pageSize": size})
+    answer: dict[str, Any] = {"items": [views.log(r) for r in items], "pageSize": size, "nextCursor": next_cursor}
+    if counted is not None:
+        answer |= {"total": min(counted, MAX_OFFSET_ROWS), "totalIsExact": counted <= MAX_OFFSET_ROWS, "page": number}
+    return respond(answer)
 
 
 def _breakdown(rows: list[dict[str, Any]], key: str, label: str) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 
 from tests.console.conftest import DESKTOP, PHONE, Console
 from tests.edge.billing import openai_cost
-from tests.gateway import JWT_SECRET, Gateway, wait_until
+from tests.gateway import JWT_SECRET, Gateway, backdate_logs, wait_until
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -126,6 +126,58 @@ def test_sign_up_create_a_key_use_it_and_see_the_exact_cost(console: Console, ga
     loaded(page)
     hourly = page.get_by_role("img", name=re.compile("Cost and requests per hour"))
     expect(hourly.locator("g.bucket title").filter(has_text=f"{dollars(cost)}, 1 request")).to_have_count(1)
+
+
+def test_the_log_pages_by_cursor_and_the_csv_has_every_row_once(console: Console, gateway: Gateway, unique: str) -> None:
+    """Next and Previous walk the log by the API's cursor; calls that arrive meanwhile
+    push nothing twice onto the next page; the CSV is every row, each once, newest first."""
+    token, _, user = gateway.funded(unique, "100")
+    secret, made = gateway.key(token, name="laptop")
+    backdate_logs(gateway, user["id"], made["id"], 120)
+    call(gateway, secret)
+    with gateway.client(token) as http:
+        wait_until(lambda: http.get("/api/usage/logs", params={"pageSize": 1}).json()["total"] == 121)
+        first = http.get("/api/usage/logs", params={"pageSize": 100}).json()
+        rest = http.get("/api/usage/logs", params={"pageSize": 100, "cursor": first["nextCursor"]}).json()
+    expected = [item["createdAt"] for item in first["items"] + rest["items"]]
+    assert len(expected) == 121 and rest["nextCursor"] is None
+
+    def shown() -> list[str]:
+        loaded(page)
+        return page.locator("tbody time").evaluate_all("els => els.map((e) => e.getAttribute('datetime'))")
+
+    page = console.page(session=token)
+    page.goto("/#/logs")
+    pages = page.get_by_role("navigation", name="Pages")
+    expect(pages).to_contain_text("Page 1 (121 requests)")
+    assert shown() == expected[:50]
+    expect(pages.get_by_role("button", name="Previous")).to_be_disabled()
+    call(gateway, secret)  # a newer row: it must not push a row of page 1 onto page 2
+    wait_until(lambda: gateway.me(token)["requestCount"] >= 2)
+    pages.get_by_role("button", name="Next").click()
+    expect(pages).to_contain_text("Page 2 (121 requests)")
+    assert shown() == expected[50:100]
+    expect(pages.get_by_role("button", name="Next")).to_be_focused()  # the keyboard stays on the pager
+    page.keyboard.press("Enter")
+    expect(pages).to_contain_text("Page 3")
+    assert shown() == expected[100:]
+    expect(pages.get_by_role("button", name="Next")).to_be_disabled()
+    expect(pages.get_by_role("button", name="Previous")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(pages).to_contain_text("Page 2")
+    assert shown() == expected[50:100]
+    pages.get_by_role("button", name="Previous").click()
+    expect(pages).to_contain_text("Page 1")
+    newest = shown()
+    assert newest[1:] == expected[:49] and newest[0] > expected[0]  # page 1 again, with the new call on top
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    times = [line.split(",", 1)[0] for line in lines[1:]]
+    ids = [line.split(",")[1] for line in lines[1:]]
+    assert times == [newest[0], *expected] and len(set(ids)) == 122
+    expect(page.get_by_text("Downloaded 122 rows.")).to_be_attached()
 
 
 def test_disable_and_delete_a_key_in_the_console_and_the_api_refuses_it(console: Console, gateway: Gateway, unique: str) -> None:

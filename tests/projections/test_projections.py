@@ -13,7 +13,7 @@ from domain.charges import RequestStatus
 from domain.grants import GrantReason
 from domain.money import Money
 from ledger import Database, Hold, Ledger, commands
-from projections.queries import LogFilter, ProjectionQueries
+from projections.queries import LogFilter, LogPosition, ProjectionQueries
 from projections.rebuild import rebuild
 from projections.store import ALL, Runner, by_name
 from projections.verify import verify
@@ -59,8 +59,9 @@ def test_the_runner_folds_every_event_once(ledger: Ledger) -> None:
     assert balance["used"] == index["used"]
     assert balance["request_count"] == 26
     assert queries.key_balances([key_a])[key_a]["request_count"] == 26
-    logs, total = queries.logs(LogFilter(alice), 0, 10)
-    assert total == 26 and len(logs) == 10
+    logs = queries.logs(LogFilter(alice), 10)
+    assert queries.count_logs(LogFilter(alice), 100) == 26 and len(logs) == 10
+    assert queries.count_logs(LogFilter(alice), 20) == 20  # counted no further than asked
     assert [log["created_at"] for log in logs] == sorted((log["created_at"] for log in logs), reverse=True)
     days = queries.daily_usage(bob, "2000-01-01")
     assert sum(d["requests"] for d in days) == 14
@@ -107,35 +108,38 @@ def test_request_logs_applied_again_keep_one_row_per_request(ledger: Ledger) -> 
     finally:
         conn.close()
     assert runner.catch_up() > 0
-    logs, total = _queries(ledger).logs(LogFilter(alice), 0, 100)
-    assert total == 8 and len({log["request_id"] for log in logs}) == 8
+    logs = _queries(ledger).logs(LogFilter(alice), 100)
+    assert len(logs) == 8 and len({log["request_id"] for log in logs}) == 8
 
 
 def test_log_filters(ledger: Ledger) -> None:
     alice, _, _, key_b = _traffic(ledger, requests=9)
     Runner(ledger.db, ledger.log).catch_up()
     queries = _queries(ledger)
-    assert queries.logs(LogFilter(alice, key_id=key_b), 0, 100)[1] == 0  # bob's key: nothing of alice's
-    assert queries.logs(LogFilter(alice, model="gpt-test"), 0, 100)[1] == 6
-    assert queries.logs(LogFilter(alice, model="' OR 1=1 --"), 0, 100)[1] == 0
+    assert queries.count_logs(LogFilter(alice, key_id=key_b), 100) == 0  # bob's key: nothing of alice's
+    assert queries.count_logs(LogFilter(alice, model="gpt-test"), 100) == 6
+    assert queries.count_logs(LogFilter(alice, model="' OR 1=1 --"), 100) == 0
     future = datetime.now(timezone.utc) + timedelta(hours=1)
-    assert queries.logs(LogFilter(alice, since=future), 0, 100)[1] == 0
-    assert queries.logs(LogFilter(alice, until=future), 0, 100)[1] == 6
-    assert queries.logs(LogFilter(alice), 5, 100)[0][0]["request_id"] == queries.logs(LogFilter(alice), 0, 100)[0][5]["request_id"]
+    assert queries.count_logs(LogFilter(alice, since=future), 100) == 0
+    assert queries.count_logs(LogFilter(alice, until=future), 100) == 6
+    everything = queries.logs(LogFilter(alice), 100)
+    assert queries.logs(LogFilter(alice), 100, offset=5)[0]["request_id"] == everything[5]["request_id"]
+    fifth = LogPosition(everything[4]["created_at"], everything[4]["position"])
+    assert queries.logs(LogFilter(alice), 100, after=fifth) == everything[5:]  # strictly after, same order
 
 
 def test_a_rebuild_swaps_in_identical_tables_while_queries_run(ledger: Ledger) -> None:
     alice, *_ = _traffic(ledger)
     runner = Runner(ledger.db, ledger.log)
     runner.catch_up()
-    before = _queries(ledger).logs(LogFilter(alice), 0, 100)
+    before = _queries(ledger).count_logs(LogFilter(alice), 1000)
     stop, failures, answers = threading.Event(), [], [0]
 
     def keep_querying() -> None:
         queries = _queries(ledger)
         while not stop.is_set():
             try:
-                assert queries.logs(LogFilter(alice), 0, 5)[1] >= 26
+                assert queries.count_logs(LogFilter(alice), 1000) >= 26 and len(queries.logs(LogFilter(alice), 5)) == 5
                 answers[0] += 1
             except Exception as exc:
                 failures.append(exc)
@@ -152,8 +156,7 @@ def test_a_rebuild_swaps_in_identical_tables_while_queries_run(ledger: Ledger) -
         stop.set()
         reader.join()
     assert failures == [] and answers[0] > 0
-    after = _queries(ledger).logs(LogFilter(alice), 0, 100)
-    assert after[1] == before[1] + 1
+    assert _queries(ledger).count_logs(LogFilter(alice), 1000) == before + 1
     assert verify(ledger.db, ledger.log) == []
 
 

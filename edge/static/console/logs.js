@@ -1,13 +1,15 @@
 // Usage logs: the request log with filters, pages, and a CSV of the filtered rows.
+// Pages go by the API's cursor: Next follows the answer's nextCursor, and the cursors
+// that led here are kept on a stack in the page, so Previous goes back the same way.
 
 import { api } from "./api.js";
 import { csv, download } from "./csv.js";
-import { announce, field, h, heading, pager, table } from "./dom.js";
+import { announce, field, h, heading, table } from "./dom.js";
 import { count, moment, status } from "./format.js";
 import { dollars } from "./money.js";
 
 const PAGE_SIZE = 50;
-const CSV_LIMIT = 10_000; // rows; beyond that, narrow the dates
+const CSV_PAGE = 100; // the API's largest page
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 /** The API's filters from the page's: the "To" day is included, so the API's
@@ -48,7 +50,6 @@ function csvRow(r) {
 
 export async function logs(view, ctx) {
   const params = ctx.params;
-  const page = Math.max(1, Number.parseInt(params.get("page") || "1", 10) || 1);
   const filters = apiFilters(params);
   const results = h("div", { "aria-busy": "true" }, h("p", { class: "loading" }, "Loading…"));
   const model = h("select", { name: "model" }, h("option", { value: "" }, "All models"));
@@ -77,8 +78,13 @@ export async function logs(view, ctx) {
   });
   view.append(heading("Usage logs"), form, h("div", { class: "bar" }, h("p", { class: "hint" }, "Times are in your time zone; the From and To days are UTC days, both included."), exportButton), results);
 
+  // The cursors of the pages before this one: stack[0] is the first page's (none).
+  const stack = [null];
+  let total = null; // from the first page's answer: the API counts on that page only (up to 10,000)
+  let loading = false;
+
   const [answer, models, keys] = await Promise.all([
-    api("GET", "/api/usage/logs", { query: { ...filters, page, pageSize: PAGE_SIZE } }),
+    api("GET", "/api/usage/logs", { query: { ...filters, pageSize: PAGE_SIZE } }),
     api("GET", "/api/models"),
     api("GET", "/api/tokens", { query: { pageSize: 100 } }),
   ]);
@@ -91,36 +97,73 @@ export async function logs(view, ctx) {
   }
   key.append(...keys.items.map((k) => h("option", { value: k.id }, k.keyPrefix ? `${k.name} (${k.keyPrefix}…)` : k.name)));
   key.value = params.get("tokenId") || "";
+  total = { count: answer.total, exact: answer.totalIsExact };
+  show(answer, null);
 
-  results.setAttribute("aria-busy", "false");
-  if (!answer.items.length) {
-    results.replaceChildren(h("p", {}, Object.keys(filters).length ? "No requests match these filters." : "No requests yet."));
-  } else {
-    const go = (n) => {
-      const next = new URLSearchParams(params);
-      next.set("page", String(n));
-      ctx.go("logs", next);
-    };
-    results.replaceChildren(
-      table("Requests, newest first", COLUMNS, answer.items, "compact"),
-      pager(page, PAGE_SIZE, answer.total, go, answer.total === 1 ? "request" : "requests"),
-    );
+  function counted() {
+    if (total.exact) return `${count(total.count)} ${total.count === 1 ? "request" : "requests"}`;
+    return `more than ${count(total.count)} requests`;
   }
 
+  /** Render a page's rows and its pager; ``moved`` names the button that led here, to keep focus on it. */
+  function show(page, moved) {
+    results.setAttribute("aria-busy", "false");
+    if (!page.items.length && stack.length === 1) {
+      results.replaceChildren(h("p", {}, Object.keys(filters).length ? "No requests match these filters." : "No requests yet."));
+      return;
+    }
+    const number = stack.length;
+    const previous = h("button", { type: "button", class: "secondary", disabled: number <= 1, onclick: () => turn(-1, page) }, "Previous");
+    const next = h("button", { type: "button", class: "secondary", disabled: !page.nextCursor, onclick: () => turn(1, page) }, "Next");
+    results.replaceChildren(
+      table("Requests, newest first", COLUMNS, page.items, "compact"),
+      h("nav", { class: "pager", "aria-label": "Pages" }, previous, h("span", {}, `Page ${number} (${counted()})`), next),
+    );
+    if (moved) {
+      // The clicked button was replaced: focus its successor, or the other one where it is now disabled.
+      const target = moved === "next" ? (next.disabled ? previous : next) : previous.disabled ? next : previous;
+      target.focus();
+      announce(`Page ${number}.`);
+    }
+  }
+
+  async function turn(step, page) {
+    if (loading) return;
+    loading = true;
+    // Next follows the answer's cursor; Previous asks again for the page before, by the
+    // cursor that led to it. The stack changes only once the page has come.
+    const cursor = step > 0 ? page.nextCursor : stack[stack.length - 2];
+    results.setAttribute("aria-busy", "true");
+    try {
+      const answer = await api("GET", "/api/usage/logs", { query: { ...filters, pageSize: PAGE_SIZE, cursor } });
+      if (!ctx.current()) return;
+      if (step > 0) stack.push(cursor);
+      else stack.pop();
+      show(answer, step > 0 ? "next" : "previous");
+    } catch (error) {
+      results.setAttribute("aria-busy", "false");
+      announce(`That page could not be loaded. ${error.message}`);
+    } finally {
+      loading = false;
+    }
+  }
+
+  /** Every filtered row, newest first: the first page, then each nextCursor to the end.
+   * Rows that arrive meanwhile are newer than the first page's first row and stay out;
+   * none is missed or repeated, however long it takes. */
   async function exportCsv() {
     exportButton.disabled = true;
     try {
       const rows = [];
-      let total = 0;
-      for (let n = 1; rows.length < CSV_LIMIT; n += 1) {
-        const part = await api("GET", "/api/usage/logs", { query: { ...filters, page: n, pageSize: 100 } });
-        total = part.total;
+      let cursor = null;
+      do {
+        const part = await api("GET", "/api/usage/logs", { query: { ...filters, pageSize: CSV_PAGE, cursor } });
         rows.push(...part.items.map(csvRow));
-        announce(`Preparing the CSV: ${count(rows.length)} of ${count(Math.min(total, CSV_LIMIT))} rows.`);
-        if (part.items.length < 100 || rows.length >= total) break;
-      }
-      download(`tokensea-usage-${new Date().toISOString().slice(0, 10)}.csv`, csv(CSV_HEADER, rows.slice(0, CSV_LIMIT)));
-      announce(total > CSV_LIMIT ? `Downloaded the newest ${count(CSV_LIMIT)} of ${count(total)} rows; narrow the dates for the rest.` : `Downloaded ${count(rows.length)} rows.`);
+        cursor = part.nextCursor;
+        announce(`Preparing the CSV: ${count(rows.length)} rows${cursor ? " so far" : ""}.`);
+      } while (cursor);
+      download(`tokensea-usage-${new Date().toISOString().slice(0, 10)}.csv`, csv(CSV_HEADER, rows));
+      announce(`Downloaded ${count(rows.length)} ${rows.length === 1 ? "row" : "rows"}.`);
     } catch (error) {
       announce(`The CSV could not be made. ${error.message}`);
     } finally {
