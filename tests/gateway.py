@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from ledger import Database
+from projections.logs import ensure_partitions, month_of
 from tests.fakes.upstream import FakeUpstream
 
 OPENAI_KEY = "sk-test-openai-0123456789abcdef"
@@ -265,6 +266,7 @@ def backdate_logs(gateway: Gateway, user_id: str, key_id: str, rows: int) -> Non
     conn = db.connect()
     try:
         with db.transaction(conn) as cur:
+            ensure_partitions(db, cur, "proj_request_logs", {month_of(row[-1]) for row in values})
             cur.executemany(db.sql(
                 "INSERT INTO proj_request_logs (request_id, position, user_id, key_id, key_name, model, provider, "
                 "endpoint, stream, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost, latency_ms, "
