@@ -105,7 +105,7 @@ def _fill(bind: Any, select: str, update: str, *, arrays: bool) -> None:
     from ledger.application import LedgerTranscoder
     from ledger.chain import GENESIS, digest, link
 
-    decode = Mapper(transcoder=LedgerTranscoder()).to_domain_event
+    decode = Mapper[UUID](transcoder=LedgerTranscoder()).to_domain_event
     position, previous = 0, GENESIS
     while rows := bind.exec_driver_sql(select, (position, BATCH)).fetchall():
         ids, hashes = [], []
