@@ -10,7 +10,7 @@ from uuid import UUID
 
 from domain.money import Money
 from ledger import Database, Hold, Ledger, Refused
-from tests.ledger.helpers import charge, facts
+from tests.ledger.helpers import charge, facts, new_key
 
 
 def spend(url: str, user_id: str, key_id: str, prefix: str, threads: int, attempts: int, queue: object) -> None:
@@ -50,3 +50,47 @@ def admit_then_die(url: str, user_id: str, key_id: str, count: int, ready: objec
     ready.set()  # type: ignore[attr-defined]
     threading.Event().wait(60)  # the test kills us here
     os._exit(0)
+
+
+def spend_and_grant(url: str, user_id: str, key_id: str, prefix: str, threads: int, attempts: int, grants: int,
+                    queue: object) -> None:
+    """``spend``'s charges, with grants and new keys (commands, another way into the events
+    table) made at the same time by one more thread; reports the charges and the grants."""
+    from domain.grants import GrantReason
+    from ledger import commands
+
+    ledger = Ledger(Database.from_url(url), serving=True)
+    granted: list[str] = []
+
+    def command() -> None:
+        for n in range(grants):
+            ledger.run(commands.GrantQuota(UUID(user_id), Money(1), GrantReason.ADMIN, "chain", f"{prefix}-grant-{n}"))
+            granted.append("1")
+            if n % 5 == 0:
+                new_key(ledger, UUID(user_id), name=f"{prefix}-key-{n}")
+
+    granter = threading.Thread(target=command)
+    granter.start()
+    charged: list[str] = []
+    lock = threading.Lock()
+
+    def work(thread: int) -> None:
+        for attempt in range(attempts):
+            request_id = f"{prefix}-{thread}-{attempt}"
+            try:
+                ledger.admit(Hold(facts(request_id, UUID(user_id), UUID(key_id)), Money(3), ledger.instance_id))
+            except Refused:
+                continue
+            tokens = (thread * 31 + attempt * 7) % 300
+            ledger.settle(charge(request_id, UUID(user_id), UUID(key_id), tokens, reserved="3"))
+            with lock:
+                charged.append(str(Decimal(tokens) / 100))
+
+    spenders = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for spender in spenders:
+        spender.start()
+    for spender in spenders:
+        spender.join()
+    granter.join()
+    ledger.close()
+    queue.put((charged, granted))  # type: ignore[attr-defined]
