@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import itertools
 import multiprocessing
 import pkgutil
 from datetime import datetime, timedelta, timezone
@@ -199,7 +200,7 @@ def test_the_chain_is_unbroken_and_in_ledger_order_across_processes(database_url
     assert topics.count("tokensea.QuotaGranted") == granted + 1  # and the signup grant
     # Commands and charges really were interleaved, not one after the other.
     kinds = ["charge" if t == "tokensea.TokensConsumed" else "command" for t in topics]
-    switches = sum(1 for a, b in zip(kinds, kinds[1:], strict=False) if a != b)
+    switches = sum(1 for a, b in itertools.pairwise(kinds) if a != b)
     assert switches >= 4, kinds
     assert len(rows) == len(topics)
 
@@ -249,7 +250,7 @@ def test_a_changed_event_in_the_database_breaks_the_chain_there(database_url: st
     try:
         rows = events.read_chained(0, 100)
         victim = rows[4][0]  # the second charge
-        stored = [r for r in rows if r[0] == victim][0][1]
+        stored = next(r for r in rows if r[0] == victim)[1]
         forged = MAPPER.to_stored_event(dataclasses.replace(stored, cost=Money("0.01")))
         table, column = ("tokensea_events", "notification_id") if ledger.db.is_postgres else ("stored_events", "rowid")
         conn = ledger.db.connect()
