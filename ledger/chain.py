@@ -42,45 +42,62 @@ GENESIS = bytes(32)  # the hash "before" the first event
 REDACTED = frozenset({"password_hash"})  # never exported, so never chained
 NOT_CHAINED = ("id", "hash")  # an export line's keys that are not part of its canonical form
 _ENVELOPE = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
-_PLAIN = frozenset({str, int, bool, type(None)})
+_PLAIN = frozenset({str, int, bool, type(None), UUID})
 _SHA256 = hashlib.sha256
 
 
 def _value(value: Any) -> Any:
+    """A field's export form: JSON's own types, exact decimal strings, ISO 8601 datetimes.
+    UUIDs are left to orjson, which writes them as ``str(uuid)`` does."""
     kind = type(value)
-    if kind in _PLAIN:
-        return value
     if kind is Money:
-        return str(value)
-    if kind is UUID:
-        return str(value)
+        return _decimal(value.cents)
+    if kind is Decimal:
+        return _decimal(value)
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, bool | int | str):  # subclasses
-        return value
-    if isinstance(value, Decimal):
-        return format_decimal(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, list | tuple):
-        return [_value(item) for item in value]
+        return [item if type(item) in _PLAIN else _value(item) for item in value]
     if isinstance(value, Money):
         return str(value)
-    if isinstance(value, UUID):
-        return str(value)
-    return value  # orjson writes it (or refuses it, as the event store would)
+    if isinstance(value, Decimal):
+        return format_decimal(value)
+    return value  # str, int, bool, None, UUID; else orjson writes it (or refuses it, as the event store would)
+
+
+# Prices, multipliers and common amounts recur from event to event: each is formatted
+# once. Equal decimals (1.5, 1.50) format alike, so the value is the key.
+_FORMATTED: dict[Decimal, str] = {}
+_FORMATTED_LIMIT = 10_000
+
+
+def _decimal(value: Decimal) -> str:
+    text = _FORMATTED.get(value)
+    if text is None:
+        if len(_FORMATTED) >= _FORMATTED_LIMIT:
+            _FORMATTED.clear()
+        text = _FORMATTED[value] = format_decimal(value)
+    return text
+
+
+_SKIPPED = _ENVELOPE | REDACTED
 
 
 def record(event: Any) -> dict[str, Any]:
     """The event's export record, without its position ("id") and hash."""
-    fields = {key: _value(value) for key, value in vars(event).items() if key not in _ENVELOPE and key not in REDACTED}
-    return {
+    fields: dict[str, Any] = {
         "timestamp": event.timestamp.isoformat(),
         "topic": type(event).TOPIC,
-        "aggregateId": str(event.originator_id),
+        "aggregateId": event.originator_id,
         "version": event.originator_version,
-        **fields,
     }
+    plain = _PLAIN
+    for key, value in vars(event).items():
+        if key not in _SKIPPED:
+            fields[key] = value if type(value) in plain else _value(value)
+    return fields
 
 
 def canonical(event: Any) -> bytes:
