@@ -44,6 +44,8 @@ def fill(url: str, prefix: str, charges: int) -> dict[str, tuple[UUID, UUID]]:
                 request = f"{prefix}{name}-{n}"
                 ledger.admit(Hold(facts(request, user_id, key), Money(2), ledger.instance_id))
                 ledger.settle(charge(request, user_id, key, tokens=37 * n + 3, reserved="2"))
+            # A second charge for a request is refused: it leaves nothing in the chain.
+            assert not ledger.settle(charge(f"{prefix}{name}-0", user_id, key, tokens=1, reserved="2"))
             accounts[name] = (user_id, key)
     finally:
         ledger.close()

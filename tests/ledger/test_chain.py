@@ -141,6 +141,17 @@ def test_check_names_the_first_bad_link() -> None:
     assert check(GENESIS, [items[0], items[2]]) == 3  # one removed
 
 
+def test_the_audit_accepts_holes_in_positions_but_not_in_the_chain() -> None:
+    records = [{"topic": "x", "n": n} for n in range(4)]
+    hashes = extend(GENESIS, [digest_of(canonical_of_line(r)) for r in records])
+    positions = [1, 2, 5, 6]  # 3 and 4 were drawn by a transaction that failed
+    lines = [orjson.dumps({"id": p, **r, "hash": h.hex()}) for p, r, h in zip(positions, records, hashes, strict=True)]
+    report = audit(lines)
+    assert report.problems == [] and (report.head_position, report.head_hash) == (6, hashes[-1])
+    assert audit([lines[0], lines[1], lines[3]]).problems == [
+        "line 3 (position 6): positions 3 to 5 are missing: the chain does not continue from position 2"]
+
+
 def digest_of(canonical_form: bytes) -> bytes:
     import hashlib
 
