@@ -335,23 +335,10 @@ def ledger_audit(args: argparse.Namespace) -> int:
         raise Failure(f"cannot read {args.file}: {exc.strerror}", EXIT_USAGE) from None
     with source:
         report = audit(source, after=after, heads=heads)
-    if not report.ok:
-        for problem in report.problems:
-            print(problem)
-        more = f" (and {report.more_problems} more)" if report.more_problems else ""
-        print(f"ledger audit: {len(report.problems) + report.more_problems} problem(s){more}", file=sys.stderr)
-        return EXIT_FOUND
-    for row in report.totals():
-        _say(row)
-    head = f"{report.head_position}:{report.head_hash.hex()}"
-    if report.first_link == "trusted":
-        print(f"ledger audit: {report.events} events chain from position {report.first_position} to {head}; the first "
-              f"line's link to the events before it is taken on trust (pass --after HASH, the hash at the position "
-              f"the export started after)", file=sys.stderr)
-    else:
-        start = "the hash given with --after" if report.first_link == "after" else "the genesis"
-        print(f"ledger audit: {report.events} events chain unbroken from {start} to {head}", file=sys.stderr)
-    return EXIT_OK
+    for row in report.problems if not report.ok else report.totals():
+        print(row if isinstance(row, str) else json.dumps(row))
+    print(report.summary(), file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FOUND
 
 
 class _Parser(argparse.ArgumentParser):

@@ -83,6 +83,19 @@ class Report:
         self.more_problems += 1
         return None
 
+    def summary(self) -> str:
+        """One line for the end of the audit."""
+        if not self.ok:
+            more = f" (and {self.more_problems} more)" if self.more_problems else ""
+            return f"ledger audit: {len(self.problems) + self.more_problems} problem(s){more}"
+        head = f"{self.head_position}:{self.head_hash.hex()}"
+        if self.first_link == "trusted":
+            return (f"ledger audit: {self.events} events chain from position {self.first_position} to {head}; the "
+                    "first line's link to the events before it is taken on trust (pass --after HASH, the hash at the "
+                    "position the export started after)")
+        start = "the hash given with --after" if self.first_link == "after" else "the genesis"
+        return f"ledger audit: {self.events} events chain unbroken from {start} to {head}"
+
     def totals(self) -> list[dict[str, Any]]:
         """A record per user and per key, then the head: what the CLI prints."""
         rows: list[dict[str, Any]] = [
