@@ -6,7 +6,8 @@ Every command reads ``TOKENSEA_DATABASE_URL`` (default ``sqlite:///tokensea.db``
 A failure is one line on stderr that says what is wrong and what to do, and an exit
 code a script can act on (``EXIT_*`` below); ``--debug`` shows the traceback instead.
 The auditor's commands (``db status``, ``projections status``, ``ledger verify``,
-``ledger export``) only read: on PostgreSQL their sessions are read-only.
+``ledger export``, ``ledger head``) only read: on PostgreSQL their sessions are read-only;
+``ledger audit`` reads an export and nothing else (no database, no configuration).
 """
 
 from __future__ import annotations
@@ -337,6 +338,42 @@ def ledger_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def ledger_head(args: argparse.Namespace) -> int:
+    from ledger.log import EventLog
+
+    events = EventLog(_database(_settings(args)), read_only=True)
+    try:
+        position, chain = events.head_hash()
+    finally:
+        events.close()
+    if args.json:
+        _say({"position": position, "hash": chain.hex()})
+    else:
+        print(f"{position}:{chain.hex()}")
+    return EXIT_OK
+
+
+def ledger_audit(args: argparse.Namespace) -> int:
+    """Offline: the file alone (no database, no configuration)."""
+    from ledger.audit import audit, parse_hash, parse_head
+
+    try:
+        after = None if args.after is None else parse_hash(args.after)
+        heads = [parse_head(head) for head in args.head]
+    except ValueError as exc:
+        raise Failure(str(exc), EXIT_USAGE) from None
+    try:
+        source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise Failure(f"cannot read {args.file}: {exc.strerror}", EXIT_USAGE) from None
+    with source:
+        report = audit(source, after=after, heads=heads)
+    for row in report.problems if not report.ok else report.totals():
+        print(row if isinstance(row, str) else json.dumps(row))
+    print(report.summary(), file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FOUND
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors in one line, like every other failure (exit 2)."""
 
@@ -407,6 +444,18 @@ def parser() -> argparse.ArgumentParser:
     out = books.add_parser("export", help="every event as JSON lines, in order (read-only)")
     out.add_argument("--since", type=int, default=0, help="only events after this notification id")
     out.set_defaults(handler=ledger_export)
+    top = books.add_parser("head", help="the last event's position and hash in the chain, as POSITION:HASH "
+                                        "(publish it: a later export must contain it) (read-only)")
+    top.add_argument("--json", action="store_true", help='print {"position": N, "hash": HEX}')
+    top.set_defaults(handler=ledger_head)
+    check = books.add_parser("audit", help="check an export's hash chain offline and recompute every balance "
+                                           "from it (no database needed); exit 1 on any break")
+    check.add_argument("file", metavar="FILE", help="an export (`ledger export`), or - for standard input")
+    check.add_argument("--after", metavar="HASH",
+                       help="for an export made with --since N: the hash at position N (checks the first link)")
+    check.add_argument("--head", metavar="POSITION:HASH", action="append", default=[],
+                       help="a head published earlier (`ledger head`): the export must contain it (repeatable)")
+    check.set_defaults(handler=ledger_audit)
     return root
 
 

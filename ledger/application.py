@@ -148,4 +148,5 @@ def open_application(db: Database, *, read_only: bool = False) -> LedgerApplicat
         conn.close()
     app = LedgerApplication(env=db.eventsourcing_env())
     app.recorder.effects = Effects(db)  # type: ignore[attr-defined]
+    app.recorder.decode = app.mapper.to_domain_event  # type: ignore[attr-defined]  # for the chain's digests
     return app

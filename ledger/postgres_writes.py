@@ -18,6 +18,7 @@ from psycopg.sql import SQL, Identifier
 from domain.charges import Charge
 from domain.money import Money
 from ledger.admission import Hold
+from ledger.chain import digest
 from ledger.database import Database, to_optional_decimal
 from ledger.errors import Refused
 from ledger.group_commit import Pending
@@ -136,12 +137,14 @@ def resolve_admissions(batch: list[Pending[Hold]], answers: list[Any]) -> None:
 
 def charges_json(charges: list[Any], stored_events: list[Any]) -> bytes:
     """``ts_append_charges``'s first parameter: each event's stored form (its state as
-    hex) and what releasing its hold needs (the tokens it used, for the tokens window)."""
+    hex), what releasing its hold needs (the tokens it used, for the tokens window), and
+    its digest (hex), which the function links into the hash chain (``ledger.chain``)."""
     return orjson.dumps(
         [
             [e.originator_id, e.originator_version, e.topic, e.state.hex(),
              c.request_id, c.user_id, c.key_id, str(c.cost.cents),
-             c.input_tokens + c.output_tokens + c.cache_read_tokens + c.cache_write_tokens]
+             c.input_tokens + c.output_tokens + c.cache_read_tokens + c.cache_write_tokens,
+             digest(c).hex()]
             for e, c in zip(stored_events, charges, strict=True)
         ]
     )

@@ -34,7 +34,7 @@ ChainAt = Callable[[Any, int], "bytes | None"]  # (cursor, position) -> the chai
 class Checkpoint:
     id: int
     position: int
-    chain: bytes | None
+    chain: bytes  # the ledger's chain hash at ``position`` (``ledger.chain``)
     digest: str
     created_at: datetime
     state: bytes
@@ -46,9 +46,9 @@ class Checkpoint:
         return f"checkpoint {self.id} at position {self.position}"
 
 
-def digest_of(position: int, chain: bytes | None, state: bytes) -> str:
+def digest_of(position: int, chain: bytes, state: bytes) -> str:
     seal = hashlib.sha256(f"tokensea checkpoint {position}\n".encode())
-    seal.update((chain or b"").hex().encode() + b"\n")
+    seal.update(chain.hex().encode() + b"\n")
     seal.update(state)
     return seal.hexdigest()
 
@@ -56,7 +56,7 @@ def digest_of(position: int, chain: bytes | None, state: bytes) -> str:
 def _from_row(row: Any) -> Checkpoint:
     return Checkpoint(
         id=int(row["id"]), position=int(row["position"]),
-        chain=None if row["chain"] is None else bytes(row["chain"]), digest=str(row["digest"]),
+        chain=bytes(row["chain"]), digest=str(row["digest"]),
         created_at=to_datetime(row["created_at"]), state=bytes(row["state"]),
     )
 
@@ -67,11 +67,11 @@ def stored(db: Database, cur: Any) -> list[Checkpoint]:
     return [_from_row(row) for row in cur.fetchall()]
 
 
-def refusal(checkpoint: Checkpoint, cur: Any, chain_at: ChainAt | None) -> str | None:
+def refusal(checkpoint: Checkpoint, cur: Any, chain_at: ChainAt) -> str | None:
     """Why ``checkpoint`` cannot be used (None: it can)."""
     if digest_of(checkpoint.position, checkpoint.chain, checkpoint.state) != checkpoint.digest:
         return f"{checkpoint.describe()} refused: its digest does not match its contents"
-    if chain_at is not None and checkpoint.chain is not None and chain_at(cur, checkpoint.position) != checkpoint.chain:
+    if chain_at(cur, checkpoint.position) != checkpoint.chain:
         return f"{checkpoint.describe()} refused: the events up to position {checkpoint.position} have changed since"
     try:
         if checkpoint.fold().position != checkpoint.position:
@@ -81,7 +81,7 @@ def refusal(checkpoint: Checkpoint, cur: Any, chain_at: ChainAt | None) -> str |
     return None
 
 
-def latest(db: Database, cur: Any, chain_at: ChainAt | None = None) -> tuple[Checkpoint | None, list[str]]:
+def latest(db: Database, cur: Any, chain_at: ChainAt) -> tuple[Checkpoint | None, list[str]]:
     """The newest usable checkpoint (None: start at genesis), and why newer ones were refused."""
     refused: list[str] = []
     for checkpoint in stored(db, cur):
@@ -92,7 +92,7 @@ def latest(db: Database, cur: Any, chain_at: ChainAt | None = None) -> tuple[Che
     return None, refused
 
 
-def record(db: Database, fold: Fold, chain: bytes | None) -> Checkpoint:
+def record(db: Database, fold: Fold, chain: bytes) -> Checkpoint:
     """Store ``fold`` as a checkpoint, and drop all but the newest ``KEEP``."""
     state = fold.state()
     digest = digest_of(fold.position, chain, state)

@@ -68,11 +68,11 @@ def exclusive(db: Database) -> Iterator[bool]:
         os.close(handle)
 
 
-def latest_fold(db: Database) -> tuple[checkpoints.Checkpoint | None, list[str]]:
+def latest_checkpoint(db: Database, events: EventLog) -> tuple[checkpoints.Checkpoint | None, list[str]]:
     """The checkpoint a rebuild starts from (None: genesis), and the ones refused."""
     conn = db.connect(read_only=True)
     try:
-        return checkpoints.latest(db, conn.cursor())
+        return checkpoints.latest(db, conn.cursor(), events.chain_at_with)
     finally:
         conn.close()
 
@@ -83,7 +83,7 @@ def rebuild_from_checkpoint(db: Database, events: EventLog, progress: Callable[[
     number of events replayed. A refused checkpoint is logged and passed over. A
     projection whose rows stay in place (the request log) must have got to the
     checkpoint, or the rows between would be lost: if it has not, from genesis."""
-    base, refused = latest_fold(db)
+    base, refused = latest_checkpoint(db, events)
     for reason in refused:
         log.warning("rebuild: %s", reason)
     if base is not None:

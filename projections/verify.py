@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from domain.money import EXACT, format_decimal
+from ledger.chain import GENESIS, digest, link
 from ledger.database import Database, to_datetime, to_decimal, to_uuid
 from ledger.log import EventLog
 from projections import checkpoints
@@ -88,8 +89,9 @@ class Report:
     base: Checkpoint | None  # where the fold started (None: genesis)
     fold: Fold = field(default_factory=Fold)  # the events' fold at the last position read
     # the fold where every projection has got to (the lowest position among them): a
-    # checkpoint there can serve a rebuild of any projection at once
+    # checkpoint there can serve a rebuild of any projection at once; and the chain's hash there
     applied: Fold = field(default_factory=Fold)
+    applied_chain: bytes = GENESIS
 
     @property
     def first(self) -> int:
@@ -108,7 +110,7 @@ def checkpoint(db: Database, events: EventLog,
     report = audit(db, events, progress)
     if report.lines or report.applied.position == (0 if report.base is None else report.base.position):
         return None, report
-    return checkpoints.record(db, report.applied, None), report
+    return checkpoints.record(db, report.applied, report.applied_chain), report
 
 
 def verify(db: Database, events: EventLog, progress: Callable[[int, int], None] | None = None,
@@ -151,7 +153,7 @@ def _verify(db: Database, events: EventLog, cur: Any, full: bool,
             progress: Callable[[int, int], None] | None) -> Report:
     diff = Diff()
     stored = checkpoints.stored(db, cur)
-    base, refused = (None, []) if full else checkpoints.latest(db, cur)
+    base, refused = (None, []) if full else checkpoints.latest(db, cur, events.chain_at_with)
     diff.lines.extend(refused)
     fold = Fold() if base is None else base.fold()
     start = fold.position
@@ -163,19 +165,25 @@ def _verify(db: Database, events: EventLog, cur: Any, full: bool,
                           f"{start}: let it catch up, or verify --full")
     pending = sorted(stored, key=lambda c: c.position) if full else []
     folds: dict[str, Fold] = {}
+    chains: dict[str, bytes] = {}
+    previous = GENESIS if base is None else base.chain  # the chain's hash before the next event
     head = events.head()
-    while batch := events.read_with(cur, fold.position, PAGE):
-        for number, event in batch:
+    while batch := events.read_chained_with(cur, fold.position, PAGE):
+        for number, event, stored_hash in batch:
             while pending and pending[0].position < number:
-                _check_checkpoint(pending.pop(0), fold, diff)
+                _check_checkpoint(pending.pop(0), fold, previous, diff)
             for name, at in positions.items():
                 if name not in folds and at < number:  # the projection stops before this event
-                    folds[name] = deepcopy(fold)
+                    folds[name], chains[name] = deepcopy(fold), previous
+            if link(previous, digest(event)) != stored_hash:  # each altered event, not all after it
+                diff.lines.append(f"ledger chain: position {number}: its hash does not follow from its contents "
+                                  "and the hash before it")
+            previous = stored_hash
             fold.apply(number, event)
         if progress is not None:
             progress(fold.position, head)
     for checkpoint in pending:
-        _check_checkpoint(checkpoint, fold, diff)
+        _check_checkpoint(checkpoint, fold, previous, diff)
     for request_id in fold.duplicate_charges:
         diff.lines.append(f"request {request_id}: charged more than once")
     _check_index(db, cur, fold, diff)
@@ -194,7 +202,9 @@ def _verify(db: Database, events: EventLog, cur: Any, full: bool,
             diff.compare(table, getattr(folds.get(name, fold), rows),
                          _rows(cur, db, table, ("user_id", bucket, "model"), USAGE))
     lowest = min(positions, key=lambda name: positions[name], default=None)
-    return Report(diff.lines, base, fold, fold if lowest is None else folds.get(lowest, fold))
+    if lowest is None or lowest not in folds:
+        return Report(diff.lines, base, fold, fold, previous)
+    return Report(diff.lines, base, fold, folds[lowest], chains[lowest])
 
 
 def _retained(db: Database, cur: Any, expected: Rows, found: Rows) -> Rows:
@@ -208,9 +218,10 @@ def _retained(db: Database, cur: Any, expected: Rows, found: Rows) -> Rows:
     return {key: columns for key, columns in expected.items() if key in found or columns["created_at"] >= cut}
 
 
-def _check_checkpoint(checkpoint: Checkpoint, fold: Fold, diff: Diff) -> None:
-    """A stored checkpoint must be the fold of the events at its position, byte for byte."""
-    if fold.position != checkpoint.position or fold.state() != checkpoint.state:
+def _check_checkpoint(checkpoint: Checkpoint, fold: Fold, chain: bytes, diff: Diff) -> None:
+    """A stored checkpoint must be the fold of the events at its position, byte for byte,
+    with the chain's hash there."""
+    if fold.position != checkpoint.position or chain != checkpoint.chain or fold.state() != checkpoint.state:
         diff.lines.append(f"{checkpoint.describe()} does not match the events")
 
 

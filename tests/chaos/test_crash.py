@@ -93,5 +93,8 @@ def test_kill_9_under_load_loses_and_doubles_no_charge(fake: FakeUpstream, tmp_p
         verified = wait_until(lambda: (run := second.cli("ledger", "verify")).returncode == 0 and run, timeout=30)
         assert "agrees" in verified.stderr
         assert second.me(token)["requestCount"] == len(charges)
+        # The chain is unbroken across the crash: nothing half-appended, nothing out of order.
+        audited = second.cli("ledger", "audit", "-", stdin=second.cli("ledger", "export").stdout)
+        assert audited.returncode == 0 and "chain unbroken from the genesis" in audited.stderr, audited.stdout
     finally:
         second.stop()

@@ -77,3 +77,8 @@ def test_concurrent_calls_add_up_and_the_audit_agrees(gateway: Gateway, unique: 
     assert sum(Decimal(e["cost"]) for e in charged) == expected
     since = gateway.cli("ledger", "export", "--since", str(ids[-5])).stdout.splitlines()
     assert [json.loads(line)["id"] for line in since] == ids[-4:]
+    # The chain of real traffic (two workers, streams, invites) audits offline.
+    audited = gateway.cli("ledger", "audit", "-", stdin="\n".join(json.dumps(e) for e in exported))
+    assert audited.returncode == 0 and "chain unbroken from the genesis" in audited.stderr, audited.stdout
+    rows = [json.loads(line) for line in audited.stdout.splitlines()]
+    assert next(r for r in rows if r.get("user") == user["id"] and "key" not in r)["requests"] == len(charged)

@@ -92,7 +92,8 @@ def test_the_auditors_commands_only_read(tmp_path: Path) -> None:
             conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
         try:
             audit_url = url.replace("postgres@", f"{role}@", 1)
-            for command in (("db", "status"), ("projections", "status"), ("ledger", "verify"), ("ledger", "export")):
+            for command in (("db", "status"), ("projections", "status"), ("ledger", "verify"), ("ledger", "export"),
+                            ("ledger", "head")):
                 result = tokensea(*command, url=audit_url)
                 assert result.returncode == EXIT_OK, (command, result.stderr)
             exported = tokensea("ledger", "export", url=audit_url).stdout.splitlines()

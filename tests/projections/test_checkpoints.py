@@ -289,7 +289,30 @@ def test_a_checkpoint_is_where_every_projection_has_got_to(ledger: Ledger) -> No
     # a checkpoint beyond the request log's position (made by hand here): its rows in
     # between would be lost by keeping the log in place, so the rebuild starts at genesis
     _traffic(ledger, "more", (alice, bob), keys[:2], 4)
-    checkpoints.record(ledger.db, audit(ledger.db, ledger.log).fold, None)
+    report = audit(ledger.db, ledger.log)
+    checkpoints.record(ledger.db, report.fold, ledger.log.chain_at(report.fold.position) or b"")
     base, replayed = rebuild_from_checkpoint(ledger.db, ledger.log)
     assert base is None and replayed == ledger.log.head()
     assert verify(ledger.db, ledger.log, full=True) == []
+
+
+def test_verify_follows_the_chain_and_a_checkpoint_over_changed_events_is_refused(ledger: Ledger) -> None:
+    (alice, bob), keys = _populated(ledger)
+    made, _ = checkpoint(ledger.db, ledger.log)
+    assert made is not None and made.chain == ledger.log.chain_at(made.position)
+    _traffic(ledger, "b", (alice, bob), keys[:2], 3)
+    Runner(ledger.db, ledger.log).catch_up()
+    events, position = ("tokensea_events", "notification_id") if ledger.db.is_postgres else ("stored_events", "rowid")
+    # rewrite the chain from an event before the checkpoint on, as a forger who recomputed it would
+    _write(ledger, f"UPDATE {events} SET chain = %s WHERE {position} = %s", [bytes(32), made.position])
+    report = audit(ledger.db, ledger.log)
+    assert report.base is None  # refused: started at genesis
+    assert report.lines[0] == (f"checkpoint {made.id} at position {made.position} refused: "
+                               f"the events up to position {made.position} have changed since")
+    assert [line for line in report.lines if line.startswith("ledger chain")] == [
+        f"ledger chain: position {made.position}: its hash does not follow from its contents and the hash before it",
+        f"ledger chain: position {made.position + 1}: its hash does not follow from its contents "
+        "and the hash before it",
+    ]
+    assert f"checkpoint {made.id} at position {made.position} does not match the events" in verify(
+        ledger.db, ledger.log, full=True)

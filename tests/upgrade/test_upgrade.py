@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from ledger import Database, Ledger, SchemaNotCurrent
+from ledger.chain import GENESIS, check
 from ledger.log import EventLog
 from ledger.migrations import HEAD, status, upgrade
 from projections.verify import verify
@@ -64,6 +65,7 @@ def test_a_release_0_1_0_database_upgrades_in_place(backend: str, tmp_path: Path
         assert upgrade(db)[-1] == HEAD
         assert counts(db) == before  # nothing lost, nothing added
         assert _verified(db) == []
+        assert _chained(db) == before[_events(db)]  # the migration chained every event, in order
 
         gateway = start(url, fake, tmp_path, workers=1)  # serve upgrades nothing more, and recovers the dead hold
         try:
@@ -92,6 +94,26 @@ def test_a_release_0_1_0_database_upgrades_in_place(backend: str, tmp_path: Path
             gateway.stop()
         assert _verified(db) == []
         assert counts(db)["ts_holds"] == 0
+        assert _chained(db) == counts(db)[_events(db)] > before[_events(db)]  # and the new events chain on
+
+
+def _events(db: Database) -> str:
+    return "tokensea_events" if db.is_postgres else "stored_events"
+
+
+def _chained(db: Database) -> int:
+    """How many events the stored chain covers, each hash recomputed from the genesis (the
+    test fails at the first that disagrees)."""
+    events = EventLog(db, read_only=True)
+    try:
+        previous, position, count = GENESIS, 0, 0
+        while batch := events.read_chained(position, 100):
+            assert check(previous, batch) is None, f"the chain breaks after position {position}"
+            previous, position, count = batch[-1][2], batch[-1][0], count + len(batch)
+        assert events.head_hash() == (position, previous)
+        return count
+    finally:
+        events.close()
 
 
 def _verified(db: Database) -> list[str]:

@@ -17,8 +17,8 @@ from typing import Any
 
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -65,7 +65,7 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         bind.exec_driver_sql(
-            "CREATE TABLE proj_checkpoints (id BIGSERIAL PRIMARY KEY, position BIGINT NOT NULL, chain BYTEA, "
+            "CREATE TABLE proj_checkpoints (id BIGSERIAL PRIMARY KEY, position BIGINT NOT NULL, chain BYTEA NOT NULL, "
             "digest TEXT NOT NULL, state BYTEA NOT NULL, created_at TIMESTAMPTZ NOT NULL)"
         )
         bind.exec_driver_sql(
@@ -75,7 +75,7 @@ def upgrade() -> None:
     else:
         bind.exec_driver_sql(
             "CREATE TABLE proj_checkpoints (id INTEGER PRIMARY KEY AUTOINCREMENT, position INTEGER NOT NULL, "
-            "chain BLOB, digest TEXT NOT NULL, state BLOB NOT NULL, created_at TEXT NOT NULL)"
+            "chain BLOB NOT NULL, digest TEXT NOT NULL, state BLOB NOT NULL, created_at TEXT NOT NULL)"
         )
         bind.exec_driver_sql(
             "CREATE TABLE proj_log_retention (id INTEGER PRIMARY KEY CHECK (id = 1), cut TEXT NOT NULL)"
