@@ -87,6 +87,15 @@ def _covered(report: Any) -> str:
     return f"positions {report.first}-{report.last} (from {start})"
 
 
+def _differences(label: str, report: Any) -> bool:
+    """Print each difference on stdout and their count on stderr; False if there are none."""
+    for line in report.lines:
+        print(line)
+    if report.lines:
+        print(f"{label} {len(report.lines)} difference(s); {_covered(report)}", file=sys.stderr)
+    return bool(report.lines)
+
+
 def ledger_verify(args: argparse.Namespace) -> int:
     from ledger.log import EventLog
     from projections.verify import audit
@@ -97,10 +106,7 @@ def ledger_verify(args: argparse.Namespace) -> int:
         report = audit(db, events, progress_bar("verify"), full=args.full)
     finally:
         events.close()
-    for line in report.lines:
-        print(line)
-    if report.lines:
-        print(f"ledger verify: {len(report.lines)} difference(s); {_covered(report)}", file=sys.stderr)
+    if _differences("ledger verify:", report):
         return EXIT_FOUND
     print(f"ledger verify: every derived value agrees with the events; {_covered(report)}", file=sys.stderr)
     return EXIT_OK
@@ -116,10 +122,7 @@ def ledger_checkpoint(args: argparse.Namespace) -> int:
         made, report = checkpoint(db, events, progress_bar("verify"))
     finally:
         events.close()
-    for line in report.lines:
-        print(line)
-    if report.lines:
-        print(f"ledger checkpoint: not made, {len(report.lines)} difference(s); {_covered(report)}", file=sys.stderr)
+    if _differences("ledger checkpoint: not made,", report):
         return EXIT_FOUND
     if made is None:
         since = "genesis" if report.base is None else report.base.describe()
