@@ -4,11 +4,12 @@
 transaction that appends the events; there we apply ``ledger.effects`` on the same
 cursor, and link each event into the hash chain (``ledger.chain``): its digest is
 computed before the transaction, its hash after the lock (or ``BEGIN IMMEDIATE``) from
-the head, so the chain follows notification order. On PostgreSQL we take the events-table lock *first*, so every writer acquires
-locks in one order (table, users, keys) and concurrent writers cannot deadlock. On
-SQLite the transaction begins ``IMMEDIATE`` so a read-then-write never hits SQLITE_BUSY.
-A save is never retried here: after a lost answer it may have landed, and only the
-caller knows whether sending it again is safe.
+the head, so the chain follows notification order. On PostgreSQL we take the
+events-table lock *first*, so every writer acquires locks in one order (table, users,
+keys) and concurrent writers cannot deadlock. On SQLite the transaction begins
+``IMMEDIATE`` so a read-then-write never hits SQLITE_BUSY. A save is never retried
+here: after a lost answer it may have landed, and only the caller knows whether sending
+it again is safe.
 """
 
 from __future__ import annotations
