@@ -107,7 +107,7 @@ class Fold:
     keys: Rows = field(default_factory=dict)  # ts_keys (likewise)
     user_balances: Rows = field(default_factory=dict)  # proj_user_balances
     key_balances: Rows = field(default_factory=dict)  # proj_key_balances
-    logs: Rows = field(default_factory=dict)  # proj_request_logs, by request id
+    logs: Rows = field(default_factory=dict)  # proj_request_logs, by request id (the verifier empties it per batch)
     daily: Rows = field(default_factory=dict)  # proj_usage_daily, by (user, day, model)
     hourly: Rows = field(default_factory=dict)  # proj_usage_hourly, by (user, hour, model)
     duplicate_charges: list[str] = field(default_factory=list)

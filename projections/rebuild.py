@@ -119,6 +119,11 @@ def rebuild(
             position, replayed = batch[-1][0], replayed + len(batch)
             if progress is not None:
                 progress(position, head)
+        if db.is_postgres:  # statistics before the swap, or the first queries plan on none
+            with db.transaction(conn) as cur:
+                for tables in fresh:
+                    for physical in tables.values():
+                        cur.execute(f"ANALYZE {physical}")
         with db.transaction(conn) as cur:
             lock_positions(db, cur, [p.name for p in projections])
             while batch := events.read(position, BATCH):

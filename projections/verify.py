@@ -14,6 +14,9 @@ compared when it was made, and never change; every other derived row is compared
 full. ``full=True`` starts from genesis, compares every request-log row, and checks each
 stored checkpoint against the fold at its position. Request-log rows older than the
 retention cut (``projections.retention``) may be gone; those still there must match.
+The request log is compared a batch of events at a time (its rows by position range),
+so memory grows with users, keys and usage rows, never with requests. A request charged
+twice shows as its second charge's log row missing.
 
 All reads happen in one snapshot (a repeatable-read, read-only transaction on
 PostgreSQL, a read transaction on SQLite), so the comparison is exact while traffic
@@ -27,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -167,8 +171,11 @@ def _verify(db: Database, events: EventLog, cur: Any, full: bool,
     folds: dict[str, Fold] = {}
     chains: dict[str, bytes] = {}
     previous = GENESIS if base is None else base.chain  # the chain's hash before the next event
+    logs_at = positions.get("request_logs")
+    cut = _retention_cut(cur)
     head = events.head()
     while batch := events.read_chained_with(cur, fold.position, PAGE):
+        low = fold.position
         for number, event, stored_hash in batch:
             while pending and pending[0].position < number:
                 _check_checkpoint(pending.pop(0), fold, previous, diff)
@@ -180,8 +187,12 @@ def _verify(db: Database, events: EventLog, cur: Any, full: bool,
                                   "and the hash before it")
             previous = stored_hash
             fold.apply(number, event)
+        if logs_at is not None:
+            _check_logs(db, cur, fold, (low, fold.position), logs_at, cut, diff)
         if progress is not None:
             progress(fold.position, head)
+    if logs_at is not None:  # rows past the last event are in no batch's range
+        _check_logs(db, cur, fold, (fold.position, None), logs_at, cut, diff)
     for checkpoint in pending:
         _check_checkpoint(checkpoint, fold, previous, diff)
     for request_id in fold.duplicate_charges:
@@ -193,9 +204,6 @@ def _verify(db: Database, events: EventLog, cur: Any, full: bool,
                      _rows(cur, db, "proj_user_balances", ("user_id",), USER_BALANCES))
         diff.compare("proj_key_balances", balances.key_balances,
                      _rows(cur, db, "proj_key_balances", ("key_id",), KEY_BALANCES))
-    if "request_logs" in positions:
-        found = _rows(cur, db, "proj_request_logs", ("request_id",), LOGS, " WHERE position > %s", (start,))
-        diff.compare("proj_request_logs", _retained(db, cur, folds.get("request_logs", fold).logs, found), found)
     for name, table, bucket, rows in (("daily_usage", "proj_usage_daily", "day", "daily"),
                                       ("hourly_usage", "proj_usage_hourly", "hour", "hourly")):
         if name in positions:
@@ -207,15 +215,29 @@ def _verify(db: Database, events: EventLog, cur: Any, full: bool,
     return Report(diff.lines, base, fold, folds[lowest], chains[lowest])
 
 
-def _retained(db: Database, cur: Any, expected: Rows, found: Rows) -> Rows:
-    """The request-log rows the events call for, less those retention may have dropped
-    (older than the cut, and gone)."""
+def _retention_cut(cur: Any) -> datetime | None:
     cur.execute("SELECT cut FROM proj_log_retention")
     row = cur.fetchone()
-    if row is None:
-        return expected
-    cut = to_datetime(row["cut"])
-    return {key: columns for key, columns in expected.items() if key in found or columns["created_at"] >= cut}
+    return None if row is None else to_datetime(row["cut"])
+
+
+def _check_logs(db: Database, cur: Any, fold: Fold, span: tuple[int, int | None], applied: int,
+                cut: datetime | None, diff: Diff) -> None:
+    """The request-log rows of positions in ``span`` (after its first, up to its last)
+    against the batch of events just folded, whose rows are then let go: the log is
+    compared a batch at a time, so a full verify's memory does not grow with history.
+    Rows the projection has not applied yet are not expected; rows older than the
+    retention cut may be gone, and those still there must match."""
+    low, high = span
+    where, params = (" WHERE position > %s", (low,)) if high is None else (
+        " WHERE position > %s AND position <= %s", (low, high))
+    found = _rows(cur, db, "proj_request_logs", ("request_id",), LOGS, where, params)
+    expected = {
+        key: columns for key, columns in fold.logs.items()
+        if columns["position"] <= applied and (key in found or cut is None or columns["created_at"] >= cut)
+    }
+    diff.compare("proj_request_logs", expected, found)
+    fold.logs.clear()
 
 
 def _check_checkpoint(checkpoint: Checkpoint, fold: Fold, chain: bytes, diff: Diff) -> None:

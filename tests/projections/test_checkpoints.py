@@ -316,3 +316,21 @@ def test_verify_follows_the_chain_and_a_checkpoint_over_changed_events_is_refuse
     ]
     assert f"checkpoint {made.id} at position {made.position} does not match the events" in verify(
         ledger.db, ledger.log, full=True)
+
+
+def test_the_request_log_is_compared_a_batch_at_a_time(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    import projections.verify
+
+    monkeypatch.setattr(projections.verify, "PAGE", 4)  # many batches: rows are checked in position ranges
+    _populated(ledger)
+    assert verify(ledger.db, ledger.log, full=True) == []
+    row = next(r for r in _tables(ledger)["proj_request_logs"] if r["request_id"] == "a17")
+    _write(ledger, "UPDATE proj_request_logs SET output_tokens = output_tokens + 1 WHERE request_id = %s", ["a17"])
+    _write(ledger, "DELETE FROM proj_request_logs WHERE request_id = %s", ["a9"])
+    _write(ledger, "UPDATE proj_request_logs SET position = %s WHERE request_id = %s", [10**9, "a20"])
+    assert sorted(verify(ledger.db, ledger.log, full=True)) == sorted([
+        f"proj_request_logs a17 output_tokens: events say {row['output_tokens']}, found {row['output_tokens'] + 1}",
+        "proj_request_logs a9: missing",
+        "proj_request_logs a20: missing",  # not where the events put it...
+        "proj_request_logs a20: not in the ledger",  # ...but past the last event
+    ])
