@@ -30,7 +30,7 @@ from projections.logs import TABLE as LOG_TABLE
 from projections.logs import ensure_partitions, partitions
 from projections.store import ensure_tracking, lock_positions
 
-BATCH = 5000
+BATCH = 20000  # events per transaction: a usage row is written once per batch it appears in
 # The read models a checkpoint's fold holds, by table: (the fold's rows, key columns).
 SEEDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "proj_user_balances": ("user_balances", ("user_id",)),

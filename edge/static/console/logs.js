@@ -80,7 +80,7 @@ export async function logs(view, ctx) {
 
   // The cursors of the pages before this one: stack[0] is the first page's (none).
   const stack = [null];
-  let total = null; // from the first page's answer: the API counts on that page only (up to 10,000)
+  let total = null; // from the first page's answer: the API counts on that page only (up to 1,000)
   let loading = false;
 
   const [answer, models, keys] = await Promise.all([
