@@ -62,7 +62,7 @@ def main() -> None:
         total = ledger.log.head()
         print(f"filled {total:,} events in {time.perf_counter() - started:.1f} s ({ledger.db.backend})")
         rates: dict[str, list[float]] = {p.name: [] for p in ALL}
-        rates["all three, one pass"] = []
+        rates["all of them, one pass"] = []
         for _ in range(args.runs):
             for projection in ALL:
                 began = time.perf_counter()
@@ -70,7 +70,7 @@ def main() -> None:
                 rates[projection.name].append(count / (time.perf_counter() - began))
             began = time.perf_counter()
             count = rebuild(ledger.db, ledger.log, ALL)
-            rates["all three, one pass"].append(count / (time.perf_counter() - began))
+            rates["all of them, one pass"].append(count / (time.perf_counter() - began))
         for name, values in rates.items():
             print(f"{name:>14}: {statistics.median(values):>9,.0f} events/s (median of {args.runs})")
     finally:
