@@ -6,7 +6,7 @@ Run by hand (never in CI):
 
 Fills a fresh schema (or SQLite file) with ``--events`` TokensConsumed across 50 users,
 then rebuilds each projection into fresh tables and swaps it in, several times; prints
-the median rate per projection and for all three together. Target: 20,000 events/s.
+the median rate per projection and for all of them together. Target: 20,000 events/s.
 """
 
 from __future__ import annotations
