@@ -32,21 +32,11 @@ class LogPosition:
 
 
 def _condition(where: LogFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = ["user_id = %s"]  # always: a position never reaches past the user
-    params: list[Any] = [where.user_id]
-    if where.model is not None:
-        clauses.append("model = %s")
-        params.append(where.model)
-    if where.key_id is not None:
-        clauses.append("key_id = %s")
-        params.append(where.key_id)
-    if where.since is not None:
-        clauses.append("created_at >= %s")
-        params.append(where.since)
-    if where.until is not None:
-        clauses.append("created_at < %s")
-        params.append(where.until)
-    return " AND ".join(clauses), params
+    """The filter's clauses; the user's always (a position never reaches past the user)."""
+    given = (("user_id = %s", where.user_id), ("model = %s", where.model), ("key_id = %s", where.key_id),
+             ("created_at >= %s", where.since), ("created_at < %s", where.until))
+    chosen = [(clause, value) for clause, value in given if value is not None]
+    return " AND ".join(clause for clause, _ in chosen), [value for _, value in chosen]
 
 
 class ProjectionQueries(Queries):

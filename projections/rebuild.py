@@ -26,7 +26,6 @@ from ledger.log import EventLog
 from projections.audit_fold import Fold, Rows
 from projections.base import Projection, Target
 from projections.logs import COLUMNS as LOG_COLUMNS
-from projections.logs import TABLE as LOG_TABLE
 from projections.logs import ensure_partitions, partitions
 from projections.store import ensure_tracking, lock_positions
 
@@ -74,10 +73,11 @@ def _swap(db: Database, cur: Any, logical: str, physical: str) -> None:
 
 
 def _merge_past(db: Database, cur: Any, logical: str, physical: str, after: int) -> None:
-    """An immutable table rebuilt from a checkpoint: its rows past ``after`` are replaced
-    by the fresh table's (which holds only those)."""
+    """An immutable projection's table (the request log, the only one) rebuilt from a
+    checkpoint: its rows past ``after`` are replaced by the fresh table's (which holds
+    only those)."""
     cur.execute(db.sql(f"DELETE FROM {logical} WHERE position > %s"), [after])
-    if logical == LOG_TABLE and db.is_postgres:
+    if db.is_postgres:
         cur.execute(f"SELECT DISTINCT created_at AT TIME ZONE 'UTC' AS at FROM {physical}")
         ensure_partitions(db, cur, logical, {(row["at"].year, row["at"].month) for row in cur.fetchall()})
     names = ", ".join(LOG_COLUMNS)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ledger.database import Database, to_datetime
-from projections.logs import TABLE, partition_name, partitions
+from projections.logs import TABLE, conflict_key, partition_name, partitions
 
 BATCH = 5000
 
@@ -58,7 +58,7 @@ def prune(db: Database, days: int, now: datetime | None = None) -> int:
                     cur.execute(f"SELECT count(*) AS n FROM {name}")
                     dropped += int(cur.fetchone()["n"])
                     cur.execute(f"DROP TABLE {name}")
-        key = "request_id, created_at" if db.is_postgres else "request_id"
+        key = conflict_key(db)
         while True:
             with db.transaction(conn) as cur:
                 cur.execute(

@@ -8,6 +8,7 @@ dashboard costs the same on ten million requests as on a thousand.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -57,9 +58,9 @@ class _UsageBuckets(Projection):
     table: ClassVar[str]
     bucket: ClassVar[str]  # the bucket's column
 
-    @staticmethod
-    def bucket_of(event: Any) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def bucket_of(self, event: Any) -> str:
+        """The bucket a charge falls in (``day_of``, ``hour_of``)."""
 
     def apply(self, target: Target, events: Sequence[tuple[int, Any]]) -> None:
         rows: dict[Key, list[Any]] = {}
@@ -97,7 +98,9 @@ class DailyUsage(_UsageBuckets):
     table = "proj_usage_daily"
     bucket = "day"
     tables = {table: _COLUMNS.format(bucket=bucket)}
-    bucket_of = staticmethod(day_of)
+
+    def bucket_of(self, event: Any) -> str:
+        return day_of(event)
 
 
 class HourlyUsage(_UsageBuckets):
@@ -109,4 +112,6 @@ class HourlyUsage(_UsageBuckets):
     table = "proj_usage_hourly"
     bucket = "hour"
     tables = {table: _COLUMNS.format(bucket=bucket)}
-    bucket_of = staticmethod(hour_of)
+
+    def bucket_of(self, event: Any) -> str:
+        return hour_of(event)

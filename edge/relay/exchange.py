@@ -29,7 +29,7 @@ from edge.errors import Problem
 from edge.relay import prompts, tokens
 from edge.relay.keys import Caller
 from edge.relay.meter import Meter, OutputLimit, admit
-from edge.relay.protocol import Adapter, StreamProcessor
+from edge.relay.protocol import Adapter, StreamingAdapter, StreamProcessor
 from edge.relay.sse import MalformedStream, Parser
 from edge.relay.upstream import UpstreamError, open_call
 from edge.services import Services
@@ -132,6 +132,7 @@ async def run(call: Call) -> HTTPResponse | None:
     try:
         route, adapter, upstream = await _open(call)
         if call.stream:
+            assert isinstance(adapter, StreamingAdapter), "a call that cannot stream is never asked to"
             await _stream(call, route, adapter, upstream)
             return None
         return await _whole(call, route, adapter, upstream)
@@ -201,7 +202,7 @@ async def _whole(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.C
     return HTTPResponse(body, content_type="application/json", headers=call.headers)
 
 
-async def _stream(call: Call, route: Route, adapter: Adapter, upstream: aiohttp.ClientResponse) -> None:
+async def _stream(call: Call, route: Route, adapter: StreamingAdapter, upstream: aiohttp.ClientResponse) -> None:
     call.request.ctx.streaming = True
     try:
         response = await call.request.respond(

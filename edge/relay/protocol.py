@@ -85,10 +85,14 @@ class Adapter(ABC):
     def response(self, raw: bytes, data: dict[str, Any], model: str) -> tuple[bytes, TokenUsage | None, str]:
         """The client's body, the usage the provider reported (if any), and the answer's text."""
 
-    def stream(self, body: dict[str, Any], model: str) -> StreamProcessor:
-        """A processor for one streamed answer."""
-        raise NotImplementedError(f"{type(self).__name__} does not stream")
-
     def passthrough_headers(self, headers: Any) -> dict[str, str]:
         """Client headers the provider should see (``anthropic-beta``)."""
         return {}
+
+
+class StreamingAdapter(Adapter):
+    """An adapter for an operation that can stream (all but embeddings)."""
+
+    @abstractmethod
+    def stream(self, body: dict[str, Any], model: str) -> StreamProcessor:
+        """A processor for one streamed answer."""

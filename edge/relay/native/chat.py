@@ -15,7 +15,7 @@ import orjson
 from domain.catalogue import Route
 from domain.usage import TokenUsage
 from edge.relay import usage as usage_of
-from edge.relay.protocol import Adapter, StreamProcessor
+from edge.relay.protocol import StreamingAdapter, StreamProcessor
 from edge.relay.sse import Event
 from edge.relay.wire import chat
 
@@ -60,7 +60,7 @@ class ChatPassthroughStream(StreamProcessor):
         return chat.error_frame(message, kind)
 
 
-class ChatPassthrough(Adapter):
+class ChatPassthrough(StreamingAdapter):
     operation = "chat"
 
     def request(self, body: dict[str, Any], route: Route, stream: bool) -> dict[str, Any]:

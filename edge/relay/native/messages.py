@@ -15,7 +15,7 @@ import orjson
 from domain.catalogue import Route
 from domain.usage import TokenUsage
 from edge.relay import usage as usage_of
-from edge.relay.protocol import Adapter, StreamProcessor
+from edge.relay.protocol import StreamingAdapter, StreamProcessor
 from edge.relay.sse import Event
 from edge.relay.upstream import ANTHROPIC_VERSION
 from edge.relay.wire import messages
@@ -72,7 +72,7 @@ def anthropic_headers(headers: Any) -> dict[str, str]:
     return sent
 
 
-class MessagesPassthrough(Adapter):
+class MessagesPassthrough(StreamingAdapter):
     operation = "messages"
 
     def request(self, body: dict[str, Any], route: Route, stream: bool) -> dict[str, Any]:

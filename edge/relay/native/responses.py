@@ -15,7 +15,7 @@ import orjson
 from domain.catalogue import Route
 from domain.usage import TokenUsage
 from edge.relay import usage as usage_of
-from edge.relay.protocol import Adapter, StreamProcessor
+from edge.relay.protocol import StreamingAdapter, StreamProcessor
 from edge.relay.sse import Event
 from edge.relay.wire import responses
 
@@ -75,7 +75,7 @@ class ResponsesPassthroughStream(StreamProcessor):
         return responses.error_frames(responses.Events(self._sequence + 1), self._response, message, kind)
 
 
-class ResponsesPassthrough(Adapter):
+class ResponsesPassthrough(StreamingAdapter):
     operation = "responses"
 
     def request(self, body: dict[str, Any], route: Route, stream: bool) -> dict[str, Any]:

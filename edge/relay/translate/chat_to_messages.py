@@ -21,7 +21,7 @@ from domain.catalogue import Route
 from domain.usage import TokenUsage
 from edge.relay import usage as usage_of
 from edge.relay.native.chat import wants_usage
-from edge.relay.protocol import Adapter, StreamProcessor
+from edge.relay.protocol import StreamingAdapter, StreamProcessor
 from edge.relay.sse import Event, frame
 from edge.relay.translate import json_answer
 from edge.relay.translate.common import (
@@ -314,7 +314,7 @@ class MessagesToChatStream(StreamProcessor):
         return chat.error_frame(message, kind)
 
 
-class ChatToMessages(Adapter):
+class ChatToMessages(StreamingAdapter):
     """Chat Completions request to Messages; the answer back."""
 
     operation = "messages"

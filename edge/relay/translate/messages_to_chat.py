@@ -21,7 +21,7 @@ import orjson
 from domain.catalogue import Route
 from domain.usage import TokenUsage
 from edge.relay import usage as usage_of
-from edge.relay.protocol import Adapter, StreamProcessor
+from edge.relay.protocol import StreamingAdapter, StreamProcessor
 from edge.relay.sse import Event
 from edge.relay.translate.common import (
     STOP_TO_ANTHROPIC,
@@ -299,7 +299,7 @@ class ChatToMessagesStream(StreamProcessor):
         return messages.error_frame(message, kind)
 
 
-class MessagesToChat(Adapter):
+class MessagesToChat(StreamingAdapter):
     """Messages request to Chat Completions; the answer back."""
 
     operation = "chat"

@@ -26,7 +26,7 @@ import orjson
 from domain.catalogue import Route
 from domain.usage import TokenUsage
 from edge.relay import usage as usage_of
-from edge.relay.protocol import Adapter, StreamProcessor
+from edge.relay.protocol import StreamingAdapter, StreamProcessor
 from edge.relay.translate import json_answer
 from edge.relay.translate.common import image_to_anthropic, refuse, tool_id
 from edge.relay.translate.messages_to_responses import (
@@ -285,7 +285,7 @@ def translate_request(body: dict[str, Any], route: Route, stream: bool) -> tuple
     return sent, names
 
 
-class ResponsesToMessages(Adapter):
+class ResponsesToMessages(StreamingAdapter):
     """Responses request to Messages; the answer (whole or streamed) back."""
 
     operation = "messages"
