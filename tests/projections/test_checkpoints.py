@@ -334,3 +334,40 @@ def test_the_request_log_is_compared_a_batch_at_a_time(ledger: Ledger, monkeypat
         "proj_request_logs a20: missing",  # not where the events put it...
         "proj_request_logs a20: not in the ledger",  # ...but past the last event
     ])
+
+
+def test_queries_never_see_a_half_rebuilt_log_during_a_rebuild_from_a_checkpoint(ledger: Ledger) -> None:
+    import threading
+
+    from projections.queries import LogFilter, ProjectionQueries
+
+    (alice, bob), keys = _populated(ledger)
+    checkpoint(ledger.db, ledger.log)
+    _traffic(ledger, "b", (alice, bob), keys[:2], 20)  # rows past the checkpoint: replaced by the rebuild
+    Runner(ledger.db, ledger.log).catch_up()
+    conn = ledger.db.connect()
+    expected = ProjectionQueries(ledger.db, conn).count_logs(LogFilter(alice), 1000)
+    conn.close()
+    stop, seen, failures = threading.Event(), [], []
+
+    def keep_counting() -> None:
+        reader = ledger.db.connect()
+        try:
+            while not stop.is_set():
+                seen.append(ProjectionQueries(ledger.db, reader).count_logs(LogFilter(alice), 1000))
+        except Exception as exc:  # reported below
+            failures.append(exc)
+        finally:
+            reader.close()
+
+    counter = threading.Thread(target=keep_counting)
+    counter.start()
+    try:
+        for _ in range(3):
+            base, _ = rebuild_from_checkpoint(ledger.db, ledger.log)
+            assert base is not None
+    finally:
+        stop.set()
+        counter.join()
+    assert failures == [] and seen and set(seen) == {expected}
+    assert verify(ledger.db, ledger.log) == []
