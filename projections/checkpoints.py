@@ -27,7 +27,7 @@ from ledger.database import Database, to_datetime
 from projections.audit_fold import Fold
 
 KEEP = 3
-ChainAt = Callable[[Any, int], "bytes | None"]  # (cursor, position) -> the chain hash stored there
+ChainAt = Callable[[Any, int], bytes | None]  # (cursor, position) -> the chain hash stored there
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def _from_row(row: Any) -> Checkpoint:
     )
 
 
-def stored(db: Database, cur: Any) -> list[Checkpoint]:
+def stored(cur: Any) -> list[Checkpoint]:
     """Every checkpoint, newest position first."""
     cur.execute("SELECT id, position, chain, digest, created_at, state FROM proj_checkpoints ORDER BY position DESC, id DESC")
     return [_from_row(row) for row in cur.fetchall()]
@@ -81,10 +81,10 @@ def refusal(checkpoint: Checkpoint, cur: Any, chain_at: ChainAt) -> str | None:
     return None
 
 
-def latest(db: Database, cur: Any, chain_at: ChainAt) -> tuple[Checkpoint | None, list[str]]:
+def latest(cur: Any, chain_at: ChainAt) -> tuple[Checkpoint | None, list[str]]:
     """The newest usable checkpoint (None: start at genesis), and why newer ones were refused."""
     refused: list[str] = []
-    for checkpoint in stored(db, cur):
+    for checkpoint in stored(cur):
         reason = refusal(checkpoint, cur, chain_at)
         if reason is None:
             return checkpoint, refused
@@ -102,10 +102,9 @@ def record(db: Database, fold: Fold, chain: bytes) -> Checkpoint:
         with db.transaction(conn) as cur:
             cur.execute(
                 db.sql("INSERT INTO proj_checkpoints (position, chain, digest, state, created_at) "
-                       "VALUES (%s, %s, %s, %s, %s)"),
+                       "VALUES (%s, %s, %s, %s, %s) RETURNING id"),
                 [fold.position, chain, digest, state, created],
             )
-            cur.execute(db.sql("SELECT id FROM proj_checkpoints WHERE digest = %s ORDER BY id DESC LIMIT 1"), [digest])
             made = int(cur.fetchone()["id"])
             cur.execute(
                 db.sql("DELETE FROM proj_checkpoints WHERE id NOT IN "

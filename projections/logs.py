@@ -10,7 +10,7 @@ cut are never written back, not even by a rebuild from genesis.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from domain.charges import Charge
@@ -45,6 +45,14 @@ def month_of(moment: datetime) -> tuple[int, int]:
     return moment.year, moment.month
 
 
+def month_start(month: tuple[int, int]) -> datetime:
+    return datetime(month[0], month[1], 1, tzinfo=timezone.utc)
+
+
+def month_after(month: tuple[int, int]) -> tuple[int, int]:
+    return (month[0] + month[1] // 12, month[1] % 12 + 1)
+
+
 def partition_name(table: str, month: tuple[int, int]) -> str:
     return f"{table}_y{month[0]:04d}m{month[1]:02d}"
 
@@ -56,11 +64,10 @@ def ensure_partitions(db: Database, cur: Any, table: str, months: Iterable[tuple
         return
     cur.execute("SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL", [sorted(wanted)])
     for row in cur.fetchall():
-        year, number = wanted[row["name"]]
-        following = (year + number // 12, number % 12 + 1)
+        month = wanted[row["name"]]
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {row['name']} PARTITION OF {table} FOR VALUES "
-            f"FROM ('{year:04d}-{number:02d}-01 00:00:00+00') TO ('{following[0]:04d}-{following[1]:02d}-01 00:00:00+00')"
+            f"FROM ('{month_start(month).isoformat()}') TO ('{month_start(month_after(month)).isoformat()}')"
         )
 
 

@@ -15,14 +15,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ledger.database import Database, to_datetime
-from projections.logs import TABLE, conflict_key, partition_name, partitions
+from projections.logs import TABLE, conflict_key, month_after, month_start, partition_name, partitions
 
 BATCH = 5000
-
-
-def _month_after(month: tuple[int, int]) -> datetime:
-    year, number = month
-    return datetime(year + number // 12, number % 12 + 1, 1, tzinfo=timezone.utc)
 
 
 def _months(db: Database, cur: Any) -> dict[str, tuple[int, int]]:
@@ -54,7 +49,7 @@ def prune(db: Database, days: int, now: datetime | None = None) -> int:
             )
         with db.transaction(conn) as cur:
             for name, month in sorted(_months(db, cur).items()):
-                if _month_after(month) <= cut:
+                if month_start(month_after(month)) <= cut:
                     cur.execute(f"SELECT count(*) AS n FROM {name}")
                     dropped += int(cur.fetchone()["n"])
                     cur.execute(f"DROP TABLE {name}")

@@ -72,7 +72,7 @@ def latest_checkpoint(db: Database, events: EventLog) -> tuple[checkpoints.Check
     """The checkpoint a rebuild starts from (None: genesis), and the ones refused."""
     conn = db.connect(read_only=True)
     try:
-        return checkpoints.latest(db, conn.cursor(), events.chain_at_with)
+        return checkpoints.latest(conn.cursor(), events.chain_at_with)
     finally:
         conn.close()
 

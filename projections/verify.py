@@ -156,8 +156,8 @@ def _rows(cur: Any, db: Database, table: str, keys: tuple[str, ...], normalize: 
 def _verify(db: Database, events: EventLog, cur: Any, full: bool,
             progress: Callable[[int, int], None] | None) -> Report:
     diff = Diff()
-    stored = checkpoints.stored(db, cur)
-    base, refused = (None, []) if full else checkpoints.latest(db, cur, events.chain_at_with)
+    stored = checkpoints.stored(cur)
+    base, refused = (None, []) if full else checkpoints.latest(cur, events.chain_at_with)
     diff.lines.extend(refused)
     fold = Fold() if base is None else base.fold()
     start = fold.position
